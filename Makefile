@@ -1,0 +1,35 @@
+# One command sets up, one runs the tests: `make setup`, `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup test test-fast lint lock bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/lock.txt setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements/lock.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation --use-pep517 -e .
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+
+# Re-resolve requirements/base.in into a fresh lock file.
+lock:
+	rm -rf /tmp/smgluon-lock && $(PYTHON) -m venv /tmp/smgluon-lock
+	/tmp/smgluon-lock/bin/pip install -q -r requirements/base.in
+	/tmp/smgluon-lock/bin/pip freeze --exclude-editable | grep -v "^smgluon" > requirements/lock.txt && printf "setuptools==65.5.0\nwheel==0.44.0\n" >> requirements/lock.txt
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info lib/*.egg-info .pytest_cache

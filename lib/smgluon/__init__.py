@@ -1,0 +1,19 @@
+"""smgluon: shared code for SageMaker script-mode MXNet Gluon entry points.
+
+This package runs inside the SageMaker MXNet training and serving containers
+(ship it with ``MXNet(..., dependencies=["lib/smgluon"])``), so it imports only
+the standard library, mxnet, numpy and json-logging, and importing it has no
+side effects. One module per concern:
+
+* :mod:`smgluon.hyperparameters` — declaration and parsing of hyperparameters;
+* :mod:`smgluon.environment` — SM_* variables with local fallbacks;
+* :mod:`smgluon.context` — CPU/GPU contexts;
+* :mod:`smgluon.kvstore` — kvstore choice and which host saves the model;
+* :mod:`smgluon.idx`, :mod:`smgluon.channels` — data files and channel layouts;
+* :mod:`smgluon.metrics` — metric lines, regexes and metrics.json;
+* :mod:`smgluon.failure` — the failure file;
+* :mod:`smgluon.checkpoints` — checkpoints to resume from;
+* :mod:`smgluon.serving` — request decoding and client errors for ``transform_fn``.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,149 @@
+"""Metric lines: one call logs an epoch as a ``name=value`` line and as a JSON record.
+
+The ``name=value`` line is what SageMaker reads: a tuning job or an
+estimator's ``metric_definitions`` applies one regex per metric to the log, and
+:func:`metric_definitions` builds those regexes, so nobody writes them by hand::
+
+    metrics: epoch=2 train_loss=0.215 train_accuracy=0.9371 validation_accuracy=0.9405 samples_per_sec=51234
+
+The JSON record (json-logging's formatter) carries the same values for log
+pipelines. Every epoch and the final values also go to
+``<output data dir>/metrics.json``, which SageMaker packs into output.tar.gz.
+"""
+
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+
+__all__ = ["MetricsLogger", "metric_regex", "metric_definitions", "format_metrics", "write_json_atomic"]
+
+# A float as printed by "%g" (0.93, 1e-05, 52311.2, nan).
+_NUMBER = r"([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|nan|inf))"
+PREFIX = "metrics:"
+
+
+def metric_regex(name):
+    """The regex whose first group captures metric ``name`` from a metric line.
+
+    Args:
+        name (str): the metric name, e.g. ``validation_accuracy``.
+
+    Returns:
+        str
+    """
+    return r"\b%s=%s" % (name, _NUMBER)
+
+
+def metric_definitions(names):
+    """SageMaker ``metric_definitions`` for the given metric names.
+
+    Args:
+        names (list[str]): metric names as the workload logs them.
+
+    Returns:
+        list[dict]: ``[{"Name": name, "Regex": regex}, ...]`` for an estimator or a tuner.
+    """
+    return [{"Name": n, "Regex": metric_regex(n)} for n in names]
+
+
+def _format_value(value):
+    if isinstance(value, bool) or isinstance(value, int):
+        return str(int(value))
+    return "%.6g" % value
+
+
+def format_metrics(values):
+    """Formats metrics as the stable line that :func:`metric_regex` reads.
+
+    Args:
+        values (dict): name → number, in the order to print.
+
+    Returns:
+        str
+    """
+    return " ".join([PREFIX] + ["%s=%s" % (k, _format_value(v)) for k, v in values.items()])
+
+
+def write_json_atomic(path, obj):
+    """Writes JSON to ``path`` through a temporary file and a rename, so readers never see half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, allow_nan=True)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _json_logger(stream):
+    import json_logging
+
+    logger = logging.getLogger("smgluon.metrics.json")
+    if not logger.handlers:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(json_logging.JSONLogFormatter())
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+class MetricsLogger:
+    """Logs a run's metrics per epoch and keeps them in ``metrics.json``.
+
+    Args:
+        output_data_dir (str): where ``metrics.json`` goes; None keeps no file.
+        stream: where the lines go; None means ``sys.stdout``.
+        json_records (bool): also emit a JSON record per epoch.
+        extra (dict): values stored once in ``metrics.json`` (workload, hyperparameters).
+    """
+
+    def __init__(self, output_data_dir=None, stream=None, json_records=True, extra=None):
+        self.path = os.path.join(output_data_dir, "metrics.json") if output_data_dir else None
+        self.stream = stream
+        self.json_records = json_records
+        self.history = []
+        self.final = {}
+        self.extra = dict(extra or {})
+
+    def log(self, epoch, **values):
+        """Logs one epoch's metrics: the line, the JSON record and metrics.json.
+
+        Args:
+            epoch (int): the epoch number (from 1).
+            **values: name → number.
+        """
+        record = {"epoch": int(epoch)}
+        record.update({k: float(v) if not isinstance(v, int) else v for k, v in values.items()})
+        stream = self.stream or sys.stdout
+        stream.write(format_metrics(record) + "\n")
+        stream.flush()
+        if self.json_records:
+            clean = {k: (v if math.isfinite(v) else None) for k, v in record.items()}
+            _json_logger(stream).info("metrics", extra={"props": {"metrics": clean}})
+        self.history.append(record)
+        self._save()
+
+    def finish(self, **values):
+        """Records the final metrics (also logged as a line) and writes metrics.json.
+
+        Args:
+            **values: name → number, e.g. ``validation_accuracy=0.97``.
+        """
+        self.final.update({k: float(v) for k, v in values.items()})
+        stream = self.stream or sys.stdout
+        stream.write(format_metrics({"final_" + k: v for k, v in self.final.items()}) + "\n")
+        stream.flush()
+        self._save()
+
+    def _save(self):
+        if self.path:
+            doc = dict(self.extra)
+            doc.update({"epochs": self.history, "final": self.final})
+            write_json_atomic(self.path, doc)
