@@ -1,0 +1,365 @@
+"""MNIST (or Fashion-MNIST) multilayer perceptron: the workshop's first lab, trained and served.
+
+Net: Dense(128, relu) → Dense(64, relu) → Dense(10), SGD with momentum.
+
+Three ways to run it:
+
+* notebook: ``import mnist_mlp; net = mnist_mlp.train({"training": "data/"},
+  hyperparameters={"epochs": 2}, hosts=["local"], num_gpus=0)``;
+* script mode: ``MXNet(entry_point="mnist_mlp.py", source_dir="entry_points",
+  dependencies=["lib/smgluon"], ...)``, or ``python mnist_mlp.py --epochs 2 --train DIR --test DIR``;
+* a hyperparameter tuning job: the ranges are in :data:`HYPERPARAMETERS`, the
+  regexes in :data:`METRIC_DEFINITIONS`, the objective in :data:`OBJECTIVE`.
+
+Data: IDX files (``train-images-idx3-ubyte.gz`` ...) in a ``train`` + ``test``
+channel or one ``training`` channel holding both.
+
+Serving (``model_fn`` / ``transform_fn``): images are raw pixels on the IDX
+scale, **0–255** (0 is background); the net divides by 255 itself, so the
+exported model-symbol.json takes the same raw pixels. Requests:
+
+* ``application/json``: one image (784 numbers or 28×28), a batch (N×784 or
+  N×28×28), or ``{"instances": [...], "probabilities": true}``;
+* ``application/x-npy``: the same shapes as a NumPy array;
+* ``text/csv``: one image per line, 784 values.
+
+Answer (``application/json``): ``{"predictions": [7, 2, ...]}``, plus
+``"probabilities"`` (N×10) when asked for in the JSON body or with
+``Accept: application/json; probabilities=true``.
+"""
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
+
+from smgluon import channels, checkpoints, context, failure, kvstore, metrics, serving
+from smgluon.environment import training_env
+from smgluon.hyperparameters import Hyperparameter as HP
+from smgluon.hyperparameters import Hyperparameters
+
+logger = logging.getLogger(__name__)
+
+NUM_CLASSES = 10
+IMAGE_SIZE = 28 * 28
+MAX_PIXEL = 255.0
+EVAL_BATCH = 5000  # evaluation runs in a few large batches: fewer Python calls
+
+HYPERPARAMETERS = Hyperparameters(
+    [
+        HP("batch_size", int, 100, "mini-batch size per worker", min=1, max=60000, tune=[32, 64, 100, 128, 256]),
+        HP("epochs", int, 10, "passes over the training data", min=1, max=1000),
+        HP("learning_rate", float, 0.1, "learning rate", min=0.0, max=10.0, tune=(0.001, 0.5, "Logarithmic")),
+        HP("momentum", float, 0.9, "momentum (sgd and nag)", min=0.0, max=0.999, tune=(0.0, 0.99)),
+        HP("optimizer", str, "sgd", "optimizer", choices=["sgd", "nag", "adam", "rmsprop"], tune=["sgd", "nag", "adam"]),
+        HP("weight_decay", float, 0.0, "L2 weight decay", min=0.0, max=1.0),
+        HP("log_interval", int, 100, "log the training loss every N batches (0: once per epoch)", min=0),
+        HP("max_train_samples", int, 0, "train on the first N samples only (0: all)", min=0),
+        HP("max_eval_samples", int, 0, "evaluate on the first N samples only (0: all)", min=0),
+        HP("seed", int, 42, "random seed for initialisation and shuffling", min=0),
+        HP("kvstore", str, "auto", "kvstore type (auto: chosen from hosts and GPUs)",
+           choices=["auto"] + list(kvstore.KVSTORE_TYPES)),
+    ],
+    description="Train the workshop's MLP on MNIST or Fashion-MNIST IDX files.",
+)
+
+# Logged every epoch by smgluon.metrics; what a tuning job or metric_definitions reads.
+METRIC_NAMES = ["train_loss", "train_accuracy", "validation_accuracy", "samples_per_sec", "epoch_seconds"]
+METRIC_DEFINITIONS = metrics.metric_definitions(METRIC_NAMES)
+OBJECTIVE = {"metric": "validation_accuracy", "type": "Maximize"}
+
+
+# ---------------------------------------------------------------- the network
+
+class MLP(gluon.HybridBlock):
+    """The workshop MLP; takes raw 0–255 pixels of any dtype and scales them in the graph."""
+
+    def __init__(self, hidden=(128, 64), num_classes=NUM_CLASSES, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.body = nn.HybridSequential()
+            for units in hidden:
+                self.body.add(nn.Dense(units, activation="relu"))
+            self.body.add(nn.Dense(num_classes))
+
+    def hybrid_forward(self, F, x):
+        # Scaling inside the graph: uint8 batches train without a float copy of the
+        # data set, and the exported symbol takes the same pixels as every client.
+        return self.body(F.cast(x, "float32") * (1.0 / MAX_PIXEL))
+
+
+def build_net(ctx, seed):
+    mx.random.seed(seed)
+    net = MLP()
+    net.initialize(mx.init.Xavier(magnitude=2.24), ctx=ctx)
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+# ---------------------------------------------------------------- data
+
+def load_data(channel_dirs, hps):
+    """Reads the IDX files and keeps them as uint8 NDArrays (N, 784) on the CPU."""
+    (x_train, y_train), test = channels.load_idx_channels(channel_dirs, NUM_CLASSES)
+    if hps["max_train_samples"]:
+        x_train, y_train = x_train[: hps["max_train_samples"]], y_train[: hps["max_train_samples"]]
+    if test is not None and hps["max_eval_samples"]:
+        test = (test[0][: hps["max_eval_samples"]], test[1][: hps["max_eval_samples"]])
+    if len(x_train) < hps["batch_size"]:
+        raise channels.ChannelError(
+            "only %d training samples for batch_size %d: lower batch_size or add data" % (len(x_train), hps["batch_size"])
+        )
+
+    def as_nd(x, y):
+        return mx.nd.array(x.reshape(len(x), -1), dtype=np.uint8), mx.nd.array(y, dtype=np.float32)
+
+    return as_nd(x_train, y_train), (as_nd(*test) if test is not None else None)
+
+
+def shard(x, y, rank, num_workers):
+    """This worker's part of the data: every worker gets the same number of samples (dist_sync needs it)."""
+    if num_workers == 1:
+        return x, y
+    per_worker = len(x) // num_workers
+    return x[rank * per_worker:(rank + 1) * per_worker], y[rank * per_worker:(rank + 1) * per_worker]
+
+
+# ---------------------------------------------------------------- train / evaluate
+
+def evaluate(net, x, y, ctx):
+    """Accuracy of ``net`` on (x, y), computed in large batches with one sync at the end."""
+    correct = mx.nd.zeros((1,), ctx=ctx[0])
+    for start in range(0, len(x), EVAL_BATCH):
+        xb = x[start:start + EVAL_BATCH].as_in_context(ctx[0])
+        yb = y[start:start + EVAL_BATCH].as_in_context(ctx[0])
+        correct += (net(xb).argmax(axis=1) == yb).sum()
+    return float(correct.asscalar()) / len(x)
+
+
+def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
+    """Trains the MLP; the signature of the legacy SageMaker ``train`` hook the workshop calls.
+
+    Args:
+        channel_input_dirs (dict): channel name → directory (``{"training": "data/"}``).
+        hyperparameters (dict): values as Python objects or SageMaker's JSON-encoded strings.
+        hosts (list[str]): the job's hosts (``["local"]`` in a notebook).
+        num_gpus (int): GPUs to train on (0: CPU).
+        **kwargs: ``current_host``, ``output_data_dir`` (for metrics.json),
+            ``checkpoint_dir`` (resume and save per epoch).
+
+    Returns:
+        MLP: the trained, hybridized net.
+    """
+    hps = HYPERPARAMETERS.parse_dict(hyperparameters)
+    ctx = context.contexts(num_gpus)
+    kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"])
+    kv = mx.kv.create(kv_type)
+    (x_train, y_train), test = load_data(channel_input_dirs, hps)
+    x_train, y_train = shard(x_train, y_train, kv.rank, kv.num_workers)
+
+    net = build_net(ctx, hps["seed"])
+    optimizer_params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
+    if hps["optimizer"] in ("sgd", "nag"):
+        optimizer_params["momentum"] = hps["momentum"]
+    trainer = gluon.Trainer(net.collect_params(), hps["optimizer"], optimizer_params, kvstore=kv)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    checkpoint_dir = kwargs.get("checkpoint_dir")
+    first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
+    log = metrics.MetricsLogger(kwargs.get("output_data_dir"), extra={"workload": "mnist_mlp", "hyperparameters": hps})
+
+    batch_size = hps["batch_size"]
+    num_batches = len(x_train) // batch_size  # drop the ragged tail: equal batch counts on every worker
+    rng = np.random.RandomState(hps["seed"] + kv.rank)
+    for epoch in range(first_epoch, hps["epochs"] + 1):
+        tic = time.time()
+        order = mx.nd.array(rng.permutation(len(x_train)), dtype=np.int64)
+        xs, ys = x_train.take(order), y_train.take(order)
+        # Running sums stay on the device; reading them forces a sync, so only at log points.
+        loss_sum = mx.nd.zeros((1,), ctx=ctx[0])
+        correct = mx.nd.zeros((1,), ctx=ctx[0])
+        for i in range(num_batches):
+            xb, yb = xs[i * batch_size:(i + 1) * batch_size], ys[i * batch_size:(i + 1) * batch_size]
+            xparts = gluon.utils.split_and_load(xb, ctx, even_split=False) if len(ctx) > 1 else [xb.as_in_context(ctx[0])]
+            yparts = gluon.utils.split_and_load(yb, ctx, even_split=False) if len(ctx) > 1 else [yb.as_in_context(ctx[0])]
+            with autograd.record():
+                outs = [net(x) for x in xparts]
+                losses = [loss_fn(o, y) for o, y in zip(outs, yparts)]
+            autograd.backward(losses)
+            trainer.step(batch_size)
+            for o, y, l in zip(outs, yparts, losses):
+                loss_sum += l.sum().as_in_context(ctx[0])
+                correct += (o.argmax(axis=1) == y).sum().as_in_context(ctx[0])
+            if hps["log_interval"] and (i + 1) % hps["log_interval"] == 0:
+                seen = (i + 1) * batch_size
+                logger.info("epoch %d batch %d/%d loss %.4f samples/s %.0f", epoch, i + 1, num_batches,
+                            loss_sum.asscalar() / seen, seen / (time.time() - tic))
+        seen = num_batches * batch_size
+        train_loss, train_acc = loss_sum.asscalar() / seen, correct.asscalar() / seen
+        seconds = time.time() - tic
+        values = {"train_loss": train_loss, "train_accuracy": train_acc}
+        if test is not None:
+            values["validation_accuracy"] = evaluate(net, test[0], test[1], ctx)
+        values.update(samples_per_sec=seen / seconds, epoch_seconds=seconds)
+        log.log(epoch, **values)
+        if checkpoint_dir:
+            checkpoints.save(checkpoint_dir, epoch, net, trainer)
+    if log.history:
+        log.finish(**{k: v for k, v in log.history[-1].items() if k != "epoch"})
+    return net
+
+
+# ---------------------------------------------------------------- save / load
+
+def save(net, model_dir):
+    """Writes the model the default MXNet handler, ``MXNetModel`` and :func:`model_fn` load.
+
+    Files: ``model-symbol.json``, ``model-0000.params`` and ``model-shapes.json``.
+    They are written to a temporary directory first and moved in, so a failure
+    leaves no half-written model.
+
+    Args:
+        net (MLP): a trained net that has run forward at least once (hybridized).
+        model_dir (str): destination directory.
+    """
+    os.makedirs(model_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-model-", dir=model_dir)
+    try:
+        net(mx.nd.zeros((1, IMAGE_SIZE), dtype=np.uint8))  # the export needs a cached graph
+        net.export(os.path.join(tmp, "model"), epoch=0)
+        metrics.write_json_atomic(os.path.join(tmp, "model-shapes.json"), [{"name": "data", "shape": [1, IMAGE_SIZE]}])
+        for name in ("model-symbol.json", "model-0000.params", "model-shapes.json"):
+            os.replace(os.path.join(tmp, name), os.path.join(model_dir, name))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def model_fn(model_dir):
+    """Loads the saved net for serving (the inference toolkit calls this once per worker).
+
+    Args:
+        model_dir (str): the directory :func:`save` wrote.
+
+    Returns:
+        mxnet.gluon.SymbolBlock
+    """
+    net = gluon.SymbolBlock.imports(
+        os.path.join(model_dir, "model-symbol.json"), ["data"], os.path.join(model_dir, "model-0000.params"), ctx=mx.cpu()
+    )
+    net.hybridize(static_alloc=True)
+    return net
+
+
+# ---------------------------------------------------------------- serving
+
+def _as_batch(payload):
+    """Turns a decoded payload into a float32 batch (N, 784), or raises a RequestError."""
+    try:
+        array = np.asarray(payload, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise serving.RequestError("images must be arrays of numbers (pixel values 0-255)") from None
+    shape = array.shape
+    if shape in ((IMAGE_SIZE,), (28, 28)):
+        array = array.reshape(1, IMAGE_SIZE)
+    elif (array.ndim == 2 and shape[1] == IMAGE_SIZE) or (array.ndim == 3 and shape[1:] == (28, 28)) or (
+        array.ndim == 4 and shape[1:] == (1, 28, 28)
+    ):
+        array = array.reshape(shape[0], IMAGE_SIZE)
+    else:
+        raise serving.RequestError(
+            "expected one image (784 values or 28x28) or a batch (Nx784 or Nx28x28); got shape %s" % (shape,)
+        )
+    if len(array) == 0:
+        raise serving.RequestError("the request holds no image")
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > MAX_PIXEL:
+        raise serving.RequestError("pixel values must be finite and in 0-255 (multiply 0-1 images by 255)")
+    return array
+
+
+def _parse_request(data, content_type):
+    ctype, _ = serving.media_type(content_type)
+    decoder = serving.DECODERS.get(ctype)
+    if decoder is None:
+        raise serving.RequestError(
+            "unsupported content type %r: send application/json, application/x-npy or text/csv" % content_type, 415
+        )
+    payload = decoder(data)
+    probabilities = False
+    if isinstance(payload, dict):
+        unknown = set(payload) - {"instances", "probabilities"}
+        if unknown or "instances" not in payload:
+            raise serving.RequestError(
+                'a JSON object must be {"instances": [...], "probabilities": false}; got keys %s' % sorted(payload)
+            )
+        probabilities = payload.get("probabilities", False)
+        if not isinstance(probabilities, bool):
+            raise serving.RequestError('"probabilities" must be true or false')
+        payload = payload["instances"]
+    return _as_batch(payload), probabilities
+
+
+def transform_fn(net, data, input_content_type, output_content_type):
+    """Classifies the images of one request.
+
+    Args:
+        net: the net from :func:`model_fn` (or the trained net in a notebook).
+        data (bytes or str): the request body.
+        input_content_type (str): application/json, application/x-npy or text/csv.
+        output_content_type (str): application/json, optionally ``; probabilities=true``.
+
+    Returns:
+        tuple(str, str): the JSON answer and its content type.
+
+    Raises:
+        smgluon.serving.RequestError: a client error (4xx) naming the problem.
+    """
+    batch, probabilities = _parse_request(data, input_content_type)
+    accept, params = serving.media_type(output_content_type or "application/json")
+    if accept not in ("application/json", "*/*"):
+        raise serving.RequestError("unsupported accept type %r: this model answers application/json" % accept, 406)
+    probabilities = probabilities or params.get("probabilities", "").lower() == "true"
+    scores = net(mx.nd.array(batch, dtype=np.float32))
+    answer = {"predictions": scores.argmax(axis=1).asnumpy().astype(np.int64).tolist()}
+    if probabilities:
+        answer["probabilities"] = np.round(mx.nd.softmax(scores).asnumpy(), 6).tolist()
+    return json.dumps(answer), "application/json"
+
+
+# ---------------------------------------------------------------- script mode
+
+def parse_args(argv=None):
+    """Parses script-mode arguments: the hyperparameters plus optional data and model paths.
+
+    Returns:
+        tuple(dict, argparse.Namespace): hyperparameters and paths.
+    """
+    parser = HYPERPARAMETERS.parser(prog="mnist_mlp.py")
+    paths = parser.add_argument_group("paths (default: SageMaker's SM_* variables, else ./opt_ml)")
+    for name in ("train", "test", "training"):
+        paths.add_argument("--%s-dir" % name, "--%s_dir" % name, dest=name, help="the %r channel's directory" % name)
+    paths.add_argument("--model-dir", "--model_dir", dest="model_dir", help="where the model is saved")
+    return HYPERPARAMETERS.parse_args(argv, parser)
+
+
+def main(argv=None):
+    """Script-mode entry: parse arguments (before reading any data), train, save on the first host."""
+    hps, paths = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    env = training_env()
+    channel_dirs = dict(env.channels)
+    channel_dirs.update({k: getattr(paths, k) for k in ("train", "test", "training") if getattr(paths, k)})
+    net = train(channel_dirs, hps, env.hosts, env.num_gpus, current_host=env.current_host,
+                output_data_dir=env.output_data_dir, checkpoint_dir=env.checkpoint_dir)
+    if kvstore.is_saving_host(env.hosts, env.current_host):
+        save(net, paths.model_dir or env.model_dir)
+    return net
+
+
+if __name__ == "__main__":
+    failure.run(main)

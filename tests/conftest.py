@@ -1,0 +1,60 @@
+"""Shared fixtures: real MNIST slices from ../shared/data, and the entry points on sys.path."""
+
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENTRY_POINTS = os.path.join(REPO, "entry_points")
+SHARED_DATA = os.environ.get("SMGLUON_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
+MNIST_TEST = os.path.join(SHARED_DATA, "mnist-test")
+
+if ENTRY_POINTS not in sys.path:
+    sys.path.insert(0, ENTRY_POINTS)
+
+
+def mnist_arrays():
+    """The official 10k MNIST test set as (images, labels) uint8 arrays."""
+    from smgluon.idx import read_idx
+
+    images = os.path.join(MNIST_TEST, "t10k-images-idx3-ubyte.gz")
+    if not os.path.exists(images):
+        raise RuntimeError(
+            "MNIST test data not found at %s: set SMGLUON_SHARED_DATA to the folder holding mnist-test/" % MNIST_TEST
+        )
+    return read_idx(images), read_idx(os.path.join(MNIST_TEST, "t10k-labels-idx1-ubyte.gz"))
+
+
+def write_mnist_split(root, n_train=8000, n_test=2000):
+    """Writes disjoint train/test slices of the 10k MNIST images as IDX channels.
+
+    Returns:
+        dict: ``{"train": dir, "test": dir, "training": dir}`` where ``training``
+        holds both pairs (the workshop layout).
+    """
+    from smgluon.idx import write_idx
+
+    x, y = mnist_arrays()
+    dirs = {name: os.path.join(root, name) for name in ("train", "test", "training")}
+    for d in dirs.values():
+        os.makedirs(d, exist_ok=True)
+    for d in (dirs["train"], dirs["training"]):
+        write_idx(os.path.join(d, "train-images-idx3-ubyte.gz"), x[:n_train])
+        write_idx(os.path.join(d, "train-labels-idx1-ubyte.gz"), y[:n_train])
+    for d in (dirs["test"], dirs["training"]):
+        write_idx(os.path.join(d, "t10k-images-idx3-ubyte.gz"), x[n_train:n_train + n_test])
+        write_idx(os.path.join(d, "t10k-labels-idx1-ubyte.gz"), y[n_train:n_train + n_test])
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def mnist_dirs(tmp_path_factory):
+    """8k train / 2k test MNIST images as train, test and training channel directories."""
+    return write_mnist_split(str(tmp_path_factory.mktemp("mnist")))
+
+
+@pytest.fixture(scope="session")
+def mnist_small_dirs(tmp_path_factory):
+    """2k train / 500 test images, for tests that only need a working model."""
+    return write_mnist_split(str(tmp_path_factory.mktemp("mnist_small")), 2000, 500)
