@@ -34,6 +34,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 
 import mxnet as mx
 import numpy as np
@@ -58,14 +59,21 @@ HYPERPARAMETERS = Hyperparameters(
         HP("epochs", int, 10, "passes over the training data", min=1, max=1000),
         HP("learning_rate", float, 0.1, "learning rate", min=0.0, max=10.0, tune=(0.001, 0.5, "Logarithmic")),
         HP("momentum", float, 0.9, "momentum (sgd and nag)", min=0.0, max=0.999, tune=(0.0, 0.99)),
-        HP("optimizer", str, "sgd", "optimizer", choices=["sgd", "nag", "adam", "rmsprop"], tune=["sgd", "nag", "adam"]),
+        HP(
+            "optimizer", str, "sgd", "optimizer", choices=["sgd", "nag", "adam", "rmsprop"], tune=["sgd", "nag", "adam"]
+        ),
         HP("weight_decay", float, 0.0, "L2 weight decay", min=0.0, max=1.0),
         HP("log_interval", int, 100, "log the training loss every N batches (0: once per epoch)", min=0),
         HP("max_train_samples", int, 0, "train on the first N samples only (0: all)", min=0),
         HP("max_eval_samples", int, 0, "evaluate on the first N samples only (0: all)", min=0),
         HP("seed", int, 42, "random seed for initialisation and shuffling", min=0),
-        HP("kvstore", str, "auto", "kvstore type (auto: chosen from hosts and GPUs)",
-           choices=["auto"] + list(kvstore.KVSTORE_TYPES)),
+        HP(
+            "kvstore",
+            str,
+            "auto",
+            "kvstore type (auto: chosen from hosts and GPUs)",
+            choices=["auto"] + list(kvstore.KVSTORE_TYPES),
+        ),
     ],
     description="Train the workshop's MLP on MNIST or Fashion-MNIST IDX files.",
 )
@@ -77,6 +85,7 @@ OBJECTIVE = {"metric": "validation_accuracy", "type": "Maximize"}
 
 
 # ---------------------------------------------------------------- the network
+
 
 class MLP(gluon.HybridBlock):
     """The workshop MLP; takes raw 0–255 pixels of any dtype and scales them in the graph."""
@@ -105,6 +114,7 @@ def build_net(ctx, seed):
 
 # ---------------------------------------------------------------- data
 
+
 def load_data(channel_dirs, hps):
     """Reads the IDX files and keeps them as uint8 NDArrays (N, 784) on the CPU."""
     (x_train, y_train), test = channels.load_idx_channels(channel_dirs, NUM_CLASSES)
@@ -114,7 +124,8 @@ def load_data(channel_dirs, hps):
         test = (test[0][: hps["max_eval_samples"]], test[1][: hps["max_eval_samples"]])
     if len(x_train) < hps["batch_size"]:
         raise channels.ChannelError(
-            "only %d training samples for batch_size %d: lower batch_size or add data" % (len(x_train), hps["batch_size"])
+            "only %d training samples for batch_size %d: lower batch_size or add data"
+            % (len(x_train), hps["batch_size"])
         )
 
     def as_nd(x, y):
@@ -128,17 +139,18 @@ def shard(x, y, rank, num_workers):
     if num_workers == 1:
         return x, y
     per_worker = len(x) // num_workers
-    return x[rank * per_worker:(rank + 1) * per_worker], y[rank * per_worker:(rank + 1) * per_worker]
+    return x[rank * per_worker : (rank + 1) * per_worker], y[rank * per_worker : (rank + 1) * per_worker]
 
 
 # ---------------------------------------------------------------- train / evaluate
+
 
 def evaluate(net, x, y, ctx):
     """Accuracy of ``net`` on (x, y), computed in large batches with one sync at the end."""
     correct = mx.nd.zeros((1,), ctx=ctx[0])
     for start in range(0, len(x), EVAL_BATCH):
-        xb = x[start:start + EVAL_BATCH].as_in_context(ctx[0])
-        yb = y[start:start + EVAL_BATCH].as_in_context(ctx[0])
+        xb = x[start : start + EVAL_BATCH].as_in_context(ctx[0])
+        yb = y[start : start + EVAL_BATCH].as_in_context(ctx[0])
         correct += (net(xb).argmax(axis=1) == yb).sum()
     return float(correct.asscalar()) / len(x)
 
@@ -185,21 +197,31 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
         loss_sum = mx.nd.zeros((1,), ctx=ctx[0])
         correct = mx.nd.zeros((1,), ctx=ctx[0])
         for i in range(num_batches):
-            xb, yb = xs[i * batch_size:(i + 1) * batch_size], ys[i * batch_size:(i + 1) * batch_size]
-            xparts = gluon.utils.split_and_load(xb, ctx, even_split=False) if len(ctx) > 1 else [xb.as_in_context(ctx[0])]
-            yparts = gluon.utils.split_and_load(yb, ctx, even_split=False) if len(ctx) > 1 else [yb.as_in_context(ctx[0])]
+            xb, yb = xs[i * batch_size : (i + 1) * batch_size], ys[i * batch_size : (i + 1) * batch_size]
+            xparts = (
+                gluon.utils.split_and_load(xb, ctx, even_split=False) if len(ctx) > 1 else [xb.as_in_context(ctx[0])]
+            )
+            yparts = (
+                gluon.utils.split_and_load(yb, ctx, even_split=False) if len(ctx) > 1 else [yb.as_in_context(ctx[0])]
+            )
             with autograd.record():
                 outs = [net(x) for x in xparts]
                 losses = [loss_fn(o, y) for o, y in zip(outs, yparts)]
             autograd.backward(losses)
             trainer.step(batch_size)
-            for o, y, l in zip(outs, yparts, losses):
-                loss_sum += l.sum().as_in_context(ctx[0])
+            for o, y, batch_loss in zip(outs, yparts, losses):
+                loss_sum += batch_loss.sum().as_in_context(ctx[0])
                 correct += (o.argmax(axis=1) == y).sum().as_in_context(ctx[0])
             if hps["log_interval"] and (i + 1) % hps["log_interval"] == 0:
                 seen = (i + 1) * batch_size
-                logger.info("epoch %d batch %d/%d loss %.4f samples/s %.0f", epoch, i + 1, num_batches,
-                            loss_sum.asscalar() / seen, seen / (time.time() - tic))
+                logger.info(
+                    "epoch %d batch %d/%d loss %.4f samples/s %.0f",
+                    epoch,
+                    i + 1,
+                    num_batches,
+                    loss_sum.asscalar() / seen,
+                    seen / (time.time() - tic),
+                )
         seen = num_batches * batch_size
         train_loss, train_acc = loss_sum.asscalar() / seen, correct.asscalar() / seen
         seconds = time.time() - tic
@@ -216,6 +238,7 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
 
 
 # ---------------------------------------------------------------- save / load
+
 
 def save(net, model_dir):
     """Writes the model the default MXNet handler, ``MXNetModel`` and :func:`model_fn` load.
@@ -249,14 +272,20 @@ def model_fn(model_dir):
     Returns:
         mxnet.gluon.SymbolBlock
     """
-    net = gluon.SymbolBlock.imports(
-        os.path.join(model_dir, "model-symbol.json"), ["data"], os.path.join(model_dir, "model-0000.params"), ctx=mx.cpu()
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Cannot decide type")  # the input is cast in the graph
+        net = gluon.SymbolBlock.imports(
+            os.path.join(model_dir, "model-symbol.json"),
+            ["data"],
+            os.path.join(model_dir, "model-0000.params"),
+            ctx=mx.cpu(),
+        )
     net.hybridize(static_alloc=True)
     return net
 
 
 # ---------------------------------------------------------------- serving
+
 
 def _as_batch(payload):
     """Turns a decoded payload into a float32 batch (N, 784), or raises a RequestError."""
@@ -267,8 +296,10 @@ def _as_batch(payload):
     shape = array.shape
     if shape in ((IMAGE_SIZE,), (28, 28)):
         array = array.reshape(1, IMAGE_SIZE)
-    elif (array.ndim == 2 and shape[1] == IMAGE_SIZE) or (array.ndim == 3 and shape[1:] == (28, 28)) or (
-        array.ndim == 4 and shape[1:] == (1, 28, 28)
+    elif (
+        (array.ndim == 2 and shape[1] == IMAGE_SIZE)
+        or (array.ndim == 3 and shape[1:] == (28, 28))
+        or (array.ndim == 4 and shape[1:] == (1, 28, 28))
     ):
         array = array.reshape(shape[0], IMAGE_SIZE)
     else:
@@ -333,6 +364,7 @@ def transform_fn(net, data, input_content_type, output_content_type):
 
 # ---------------------------------------------------------------- script mode
 
+
 def parse_args(argv=None):
     """Parses script-mode arguments: the hyperparameters plus optional data and model paths.
 
@@ -354,8 +386,15 @@ def main(argv=None):
     env = training_env()
     channel_dirs = dict(env.channels)
     channel_dirs.update({k: getattr(paths, k) for k in ("train", "test", "training") if getattr(paths, k)})
-    net = train(channel_dirs, hps, env.hosts, env.num_gpus, current_host=env.current_host,
-                output_data_dir=env.output_data_dir, checkpoint_dir=env.checkpoint_dir)
+    net = train(
+        channel_dirs,
+        hps,
+        env.hosts,
+        env.num_gpus,
+        current_host=env.current_host,
+        output_data_dir=env.output_data_dir,
+        checkpoint_dir=env.checkpoint_dir,
+    )
     if kvstore.is_saving_host(env.hosts, env.current_host):
         save(net, paths.model_dir or env.model_dir)
     return net

@@ -43,8 +43,8 @@ def write_mnist_split(root, n_train=8000, n_test=2000):
         write_idx(os.path.join(d, "train-images-idx3-ubyte.gz"), x[:n_train])
         write_idx(os.path.join(d, "train-labels-idx1-ubyte.gz"), y[:n_train])
     for d in (dirs["test"], dirs["training"]):
-        write_idx(os.path.join(d, "t10k-images-idx3-ubyte.gz"), x[n_train:n_train + n_test])
-        write_idx(os.path.join(d, "t10k-labels-idx1-ubyte.gz"), y[n_train:n_train + n_test])
+        write_idx(os.path.join(d, "t10k-images-idx3-ubyte.gz"), x[n_train : n_train + n_test])
+        write_idx(os.path.join(d, "t10k-labels-idx1-ubyte.gz"), y[n_train : n_train + n_test])
     return dirs
 
 

@@ -3,11 +3,10 @@ import os
 
 import numpy as np
 import pytest
+from conftest import MNIST_TEST
 
 from smgluon.channels import ChannelError, find_idx_pair, load_idx_channels, train_test_dirs
 from smgluon.idx import IdxError, read_idx, read_images_labels, write_idx
-
-from conftest import MNIST_TEST
 
 
 def test_reads_the_official_mnist_files():

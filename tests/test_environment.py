@@ -5,19 +5,21 @@ from smgluon.environment import training_env
 
 
 def test_sagemaker_variables(tmp_path):
-    env = training_env({
-        "SM_MODEL_DIR": "/opt/ml/model",
-        "SM_OUTPUT_DIR": "/opt/ml/output",
-        "SM_OUTPUT_DATA_DIR": "/opt/ml/output/data",
-        "SM_CHANNELS": json.dumps(["train", "test"]),
-        "SM_CHANNEL_TRAIN": "/opt/ml/input/data/train",
-        "SM_CHANNEL_TEST": "/opt/ml/input/data/test",
-        "SM_HOSTS": json.dumps(["algo-1", "algo-2"]),
-        "SM_CURRENT_HOST": "algo-2",
-        "SM_NUM_GPUS": "4",
-        "SM_HPS": "{}",
-        "SMGLUON_CHECKPOINT_DIR": str(tmp_path),
-    })
+    env = training_env(
+        {
+            "SM_MODEL_DIR": "/opt/ml/model",
+            "SM_OUTPUT_DIR": "/opt/ml/output",
+            "SM_OUTPUT_DATA_DIR": "/opt/ml/output/data",
+            "SM_CHANNELS": json.dumps(["train", "test"]),
+            "SM_CHANNEL_TRAIN": "/opt/ml/input/data/train",
+            "SM_CHANNEL_TEST": "/opt/ml/input/data/test",
+            "SM_HOSTS": json.dumps(["algo-1", "algo-2"]),
+            "SM_CURRENT_HOST": "algo-2",
+            "SM_NUM_GPUS": "4",
+            "SM_HPS": "{}",
+            "SMGLUON_CHECKPOINT_DIR": str(tmp_path),
+        }
+    )
     assert env.model_dir == "/opt/ml/model"
     assert env.output_dir == "/opt/ml/output" and env.output_data_dir == "/opt/ml/output/data"
     assert env.channels == {"train": "/opt/ml/input/data/train", "test": "/opt/ml/input/data/test"}

@@ -30,7 +30,10 @@ HPS = Hyperparameters(
         ({"batch_norm": "false"}, {"batch_norm": False}),
         ({"batch_norm": "0"}, {"batch_norm": False}),
         # native values, as from a notebook
-        ({"batch_size": 32, "learning_rate": 1, "batch_norm": True}, {"batch_size": 32, "learning_rate": 1.0, "batch_norm": True}),
+        (
+            {"batch_size": 32, "learning_rate": 1, "batch_norm": True},
+            {"batch_size": 32, "learning_rate": 1.0, "batch_norm": True},
+        ),
         ({"batch_size": 32.0}, {"batch_size": 32}),
         # dashed keys, plain strings, strings that look like JSON but are text
         ({"batch-size": "8"}, {"batch_size": 8}),
@@ -38,8 +41,15 @@ HPS = Hyperparameters(
         ({"name": "123"}, {"name": "123"}),
         ({"name": '"quoted"'}, {"name": "quoted"}),
         # SageMaker's own keys are ignored
-        ({"sagemaker_program": '"x.py"', "sagemaker_submit_directory": '"s3://b/k"', "_tuning_objective_metric": "acc",
-          "_ps_port": "8000"}, {}),
+        (
+            {
+                "sagemaker_program": '"x.py"',
+                "sagemaker_submit_directory": '"s3://b/k"',
+                "_tuning_objective_metric": "acc",
+                "_ps_port": "8000",
+            },
+            {},
+        ),
     ],
 )
 def test_parse_dict(raw, expected):

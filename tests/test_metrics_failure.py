@@ -18,13 +18,17 @@ def test_metric_lines_match_the_published_regexes(tmp_path):
     log.log(2, train_loss=0.25, validation_accuracy=0.95, samples_per_sec=60000.0, tiny=float("nan"))
     log.finish(validation_accuracy=0.95)
     lines = out.getvalue().splitlines()
-    assert lines[0] == "metrics: epoch=1 train_loss=0.5 validation_accuracy=0.912346 samples_per_sec=52311.2 tiny=1.5e-07"
+    assert (
+        lines[0] == "metrics: epoch=1 train_loss=0.5 validation_accuracy=0.912346 samples_per_sec=52311.2 tiny=1.5e-07"
+    )
     record = json.loads(lines[1])
     assert record["metrics"]["validation_accuracy"] == pytest.approx(0.91234567) and record["msg"] == "metrics"
     assert json.loads(lines[3])["metrics"]["tiny"] is None  # nan is not valid JSON
 
-    defs = {d["Name"]: re.compile(d["Regex"]) for d in metrics.metric_definitions(
-        ["train_loss", "validation_accuracy", "samples_per_sec", "tiny"])}
+    defs = {
+        d["Name"]: re.compile(d["Regex"])
+        for d in metrics.metric_definitions(["train_loss", "validation_accuracy", "samples_per_sec", "tiny"])
+    }
     text = out.getvalue()
     found = {n: [float(m.group(1)) for m in r.finditer(text)] for n, r in defs.items()}
     assert found["validation_accuracy"] == [0.912346, 0.95]  # not final_validation_accuracy, not the JSON
@@ -36,7 +40,7 @@ def test_metric_lines_match_the_published_regexes(tmp_path):
 
 def test_failure_reason_is_one_paragraph():
     try:
-        raise HyperparameterError("hyperparameter epochs=\"x\" is not allowed:\n expected an integer")
+        raise HyperparameterError('hyperparameter epochs="x" is not allowed:\n expected an integer')
     except HyperparameterError as e:
         reason = failure.failure_reason(e)
     assert reason == 'HyperparameterError: hyperparameter epochs="x" is not allowed: expected an integer'

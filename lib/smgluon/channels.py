@@ -47,8 +47,7 @@ def train_test_dirs(channels, require_test=False):
     else:
         raise ChannelError(
             "no training data: channels given: %s. Give a 'train' channel (and a 'test' channel), "
-            "or one 'training' channel holding both train and test files."
-            % (", ".join(sorted(channels)) or "none")
+            "or one 'training' channel holding both train and test files." % (", ".join(sorted(channels)) or "none")
         )
     for name, path in (("train", train), ("test", test)):
         if path is not None and not os.path.isdir(path):

@@ -32,7 +32,6 @@ def contexts(num_gpus, available=None):
     if num_gpus > available:
         raise DeviceError(
             "asked for %d GPU(s) but this host has %d: use num_gpus <= %d (0 trains on the CPU)%s"
-            % (num_gpus, available, available,
-               "" if available else "; this mxnet build or machine has no CUDA GPU")
+            % (num_gpus, available, available, "" if available else "; this mxnet build or machine has no CUDA GPU")
         )
     return [mx.gpu(i) for i in range(num_gpus)]

@@ -30,8 +30,18 @@ class TrainingEnv:
         hyperparameters_json (str or None): ``SM_HPS`` as given, if any.
     """
 
-    def __init__(self, model_dir, output_dir, output_data_dir, channels, hosts, current_host, num_gpus,
-                 checkpoint_dir=None, hyperparameters_json=None):
+    def __init__(
+        self,
+        model_dir,
+        output_dir,
+        output_data_dir,
+        channels,
+        hosts,
+        current_host,
+        num_gpus,
+        checkpoint_dir=None,
+        hyperparameters_json=None,
+    ):
         self.model_dir = model_dir
         self.output_dir = output_dir
         self.output_data_dir = output_data_dir
@@ -64,7 +74,7 @@ def _channels(environ, root):
             channels[name] = path or os.path.join(root, "input", "data", name)
     for key, value in environ.items():
         if key.startswith("SM_CHANNEL_") and key != "SM_CHANNELS":
-            channels.setdefault(key[len("SM_CHANNEL_"):].lower(), value)
+            channels.setdefault(key[len("SM_CHANNEL_") :].lower(), value)
     if not channels:
         data_dir = os.path.join(root, "input", "data")
         if os.path.isdir(data_dir):

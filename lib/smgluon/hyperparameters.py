@@ -118,7 +118,8 @@ class Hyperparameter:
 
     def _fail(self, value):
         return HyperparameterError(
-            "hyperparameter %s=%s is not allowed: expected %s" % (self.name, json.dumps(value, default=str), self.allowed())
+            "hyperparameter %s=%s is not allowed: expected %s"
+            % (self.name, json.dumps(value, default=str), self.allowed())
         )
 
     def coerce(self, value):
@@ -282,7 +283,12 @@ class Hyperparameters:
         group = parser.add_argument_group("hyperparameters")
         for p in self:
             flags = [p.flag] if p.flag == "--" + p.name else [p.flag, "--" + p.name]
-            kwargs = {"dest": p.name, "default": argparse.SUPPRESS, "help": p.help_text(), "metavar": p.type.__name__.upper()}
+            kwargs = {
+                "dest": p.name,
+                "default": argparse.SUPPRESS,
+                "help": p.help_text(),
+                "metavar": p.type.__name__.upper(),
+            }
             if p.type is bool:
                 # SageMaker passes "--flag True"; a bare "--flag" means true as well.
                 kwargs.update(nargs="?", const="true", metavar="BOOL")

@@ -60,13 +60,16 @@ def read_idx(path):
         raise IdxError("%s: IDX data type 0x%02x is not supported (only unsigned bytes, 0x08)" % (path, dtype))
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise IdxError("%s: truncated header: %d dimensions need %d bytes, file has %d" % (path, ndim, header, len(data)))
+        raise IdxError(
+            "%s: truncated header: %d dimensions need %d bytes, file has %d" % (path, ndim, header, len(data))
+        )
     dims = struct.unpack(">%dI" % ndim, data[4:header])
     expected = header + int(np.prod(dims, dtype=np.int64))
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "has trailing data"
         raise IdxError(
-            "%s: %s: dimensions %s need %d bytes, file has %d" % (path, what, "x".join(map(str, dims)), expected, len(data))
+            "%s: %s: dimensions %s need %d bytes, file has %d"
+            % (path, what, "x".join(map(str, dims)), expected, len(data))
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 

@@ -18,6 +18,7 @@ __all__ = ["RequestError", "media_type", "decode_json", "decode_npy", "decode_cs
 try:  # present in the serving container; optional everywhere else
     from sagemaker_inference.errors import GenericInferenceToolkitError as _ToolkitError
 except ImportError:  # pragma: no cover - depends on the environment
+
     class _ToolkitError(Exception):
         def __init__(self, status_code, message=None, phrase=None):
             self.status_code = status_code

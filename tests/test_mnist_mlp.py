@@ -1,0 +1,249 @@
+"""mnist_mlp end to end on real MNIST slices: script mode, the legacy train() call, save → serve."""
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import mnist_mlp
+import mxnet as mx
+import numpy as np
+import pytest
+from conftest import ENTRY_POINTS, mnist_arrays
+
+from smgluon.context import DeviceError
+from smgluon.hyperparameters import HyperparameterError
+from smgluon.serving import RequestError
+
+
+def sagemaker_env(root, channels, hps):
+    """The variables the sagemaker-training toolkit sets, for a one-host CPU job under ``root``."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "SM_MODEL_DIR": os.path.join(root, "model"),
+            "SM_OUTPUT_DIR": os.path.join(root, "output"),
+            "SM_OUTPUT_DATA_DIR": os.path.join(root, "output", "data"),
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_CURRENT_HOST": "algo-1",
+            "SM_NUM_GPUS": "0",
+            "SM_HPS": json.dumps(hps),
+        }
+    )
+    env.update({"SM_CHANNEL_%s" % k.upper(): v for k, v in channels.items()})
+    return env
+
+
+def to_cmd_args(hps):
+    """As sagemaker_training.mapping.to_cmd_args: sorted keys, values as strings."""
+    return [item for k in sorted(hps) for item in ("--%s" % k, str(hps[k]))]
+
+
+@pytest.fixture(scope="module")
+def script_run(mnist_dirs, tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("opt_ml"))
+    hps = {"epochs": 2, "batch_size": 100, "learning_rate": 0.1, "momentum": 0.9, "log_interval": 40}
+    env = sagemaker_env(root, {"train": mnist_dirs["train"], "test": mnist_dirs["test"]}, hps)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ENTRY_POINTS, "mnist_mlp.py")] + to_cmd_args(hps),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+    )
+    return root, proc
+
+
+def test_script_mode_trains_and_saves(script_run):
+    root, proc = script_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(os.listdir(os.path.join(root, "model"))) == [
+        "model-0000.params",
+        "model-shapes.json",
+        "model-symbol.json",
+    ]
+    assert json.load(open(os.path.join(root, "model", "model-shapes.json"))) == [{"name": "data", "shape": [1, 784]}]
+    saved = json.load(open(os.path.join(root, "output", "data", "metrics.json")))
+    assert [e["epoch"] for e in saved["epochs"]] == [1, 2]
+    assert saved["final"]["validation_accuracy"] >= 0.90
+    assert not os.path.exists(os.path.join(root, "output", "failure"))
+
+
+def test_published_regexes_match_the_log(script_run):
+    _, proc = script_run
+    for definition in mnist_mlp.METRIC_DEFINITIONS:
+        values = [float(m.group(1)) for m in re.finditer(definition["Regex"], proc.stdout)]
+        assert len(values) == 2, definition  # one per epoch: the final_ line and JSON records don't match
+    accuracy = re.compile(mnist_mlp.METRIC_DEFINITIONS[2]["Regex"])
+    assert mnist_mlp.METRIC_DEFINITIONS[2]["Name"] == mnist_mlp.OBJECTIVE["metric"] == "validation_accuracy"
+    assert float(accuracy.findall(proc.stdout)[-1]) >= 0.90
+
+
+def test_bad_hyperparameter_fails_before_reading_data(tmp_path):
+    env = sagemaker_env(str(tmp_path), {"train": str(tmp_path / "no-such-dir")}, {})
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ENTRY_POINTS, "mnist_mlp.py"), "--epochs", "0", "--batch_size", "10"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    reason = (tmp_path / "output" / "failure").read_text()
+    assert (
+        reason.startswith("HyperparameterError: hyperparameter epochs=")
+        and "expected an integer in [1, 1000]" in reason
+    )
+    assert not (tmp_path / "model").exists()
+
+
+def test_missing_data_is_a_clear_failure(tmp_path):
+    env = sagemaker_env(str(tmp_path), {"train": str(tmp_path)}, {})
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ENTRY_POINTS, "mnist_mlp.py"), "--epochs", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert (tmp_path / "output" / "failure").read_text().startswith("ChannelError: no train images/labels IDX files in")
+
+
+@pytest.fixture(scope="module")
+def trained(mnist_dirs):
+    # the workshop's notebook call: one 'training' channel, values as SageMaker's JSON-encoded strings
+    net = mnist_mlp.train(
+        {"training": mnist_dirs["training"]},
+        hyperparameters={
+            "epochs": "2",
+            "batch_size": "100",
+            "learning_rate": "0.1",
+            "optimizer": '"sgd"',
+            "log_interval": "0",
+        },
+        hosts=["local"],
+        num_gpus=0,
+    )
+    return net
+
+
+def test_legacy_train_call_returns_a_trained_net(trained):
+    x, y = mnist_arrays()
+    accuracy = mnist_mlp.evaluate(
+        trained, mx.nd.array(x[8000:].reshape(2000, -1), dtype=np.uint8), mx.nd.array(y[8000:]), [mx.cpu()]
+    )
+    assert accuracy >= 0.90
+
+
+def test_legacy_train_validates_its_arguments(mnist_small_dirs):
+    with pytest.raises(HyperparameterError, match="Did you mean 'epochs'"):
+        mnist_mlp.train({"training": mnist_small_dirs["training"]}, {"epoch": 1}, ["local"], 0)
+    with pytest.raises(DeviceError, match="asked for 1 GPU"):
+        mnist_mlp.train({"training": mnist_small_dirs["training"]}, {"epochs": 1}, ["local"], 1)
+
+
+@pytest.fixture(scope="module")
+def served(trained, tmp_path_factory):
+    model_dir = str(tmp_path_factory.mktemp("model"))
+    mnist_mlp.save(trained, model_dir)
+    return mnist_mlp.model_fn(model_dir)
+
+
+@pytest.fixture(scope="module")
+def images():
+    x, _ = mnist_arrays()
+    return x[9000:9016].reshape(16, 784).astype(np.float32)
+
+
+def expected_classes(net, images):
+    return net(mx.nd.array(images)).argmax(axis=1).asnumpy().astype(int).tolist()
+
+
+def npy(array):
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def test_save_writes_only_the_model_files(served, trained, tmp_path):
+    mnist_mlp.save(trained, str(tmp_path))
+    assert sorted(os.listdir(str(tmp_path))) == ["model-0000.params", "model-shapes.json", "model-symbol.json"]
+
+
+@pytest.mark.parametrize(
+    "encode, content_type",
+    [
+        (lambda a: json.dumps(a.tolist()), "application/json"),
+        (lambda a: json.dumps(a.reshape(-1, 28, 28).tolist()), "application/json"),
+        (lambda a: json.dumps({"instances": a.tolist()}).encode(), "application/json; charset=utf-8"),
+        (npy, "application/x-npy"),
+        (lambda a: npy(a.reshape(-1, 28, 28).astype(np.uint8)), "application/x-npy"),
+        (lambda a: "\n".join(",".join("%g" % v for v in row) for row in a), "text/csv"),
+    ],
+)
+def test_served_model_predicts_like_the_trained_net(trained, served, images, encode, content_type):
+    body, ctype = mnist_mlp.transform_fn(served, encode(images), content_type, "application/json")
+    assert ctype == "application/json"
+    assert json.loads(body) == {"predictions": expected_classes(trained, images)}
+
+
+def test_one_image_and_probabilities(trained, served, images):
+    body, _ = mnist_mlp.transform_fn(
+        served, json.dumps(images[0].tolist()), "application/json", "application/json; probabilities=true"
+    )
+    answer = json.loads(body)
+    assert answer["predictions"] == expected_classes(trained, images[:1])
+    assert len(answer["probabilities"][0]) == 10 and abs(sum(answer["probabilities"][0]) - 1) < 1e-4
+    body, _ = mnist_mlp.transform_fn(
+        served, json.dumps({"instances": images[:2].tolist(), "probabilities": True}), "application/json", "*/*"
+    )
+    assert len(json.loads(body)["probabilities"]) == 2
+
+
+@pytest.mark.parametrize(
+    "data, content_type, accept, status, fragment",
+    [
+        ("[1, 2", "application/json", "application/json", 400, "invalid JSON payload"),
+        (json.dumps([1, 2, 3]), "application/json", "application/json", 400, "got shape (3,)"),
+        (json.dumps([[1] * 784, [1] * 3]), "application/json", "application/json", 400, "arrays of numbers"),
+        (json.dumps([300] * 784), "application/json", "application/json", 400, "in 0-255"),
+        (json.dumps([]), "application/json", "application/json", 400, "got shape (0,)"),
+        (json.dumps({"images": []}), "application/json", "application/json", 400, '{"instances": [...]'),
+        (
+            json.dumps({"instances": [0] * 784, "probabilities": "yes"}),
+            "application/json",
+            "application/json",
+            400,
+            "must be true or false",
+        ),
+        (b"not npy", "application/x-npy", "application/json", 400, "invalid application/x-npy payload"),
+        ("1,2\n3", "text/csv", "application/json", 400, "rows have different lengths"),
+        ("a,b", "text/csv", "application/json", 400, "invalid text/csv payload"),
+        (b"\x89PNG", "image/png", "application/json", 415, "unsupported content type 'image/png'"),
+        (json.dumps([0] * 784), "application/json", "text/csv", 406, "unsupported accept type 'text/csv'"),
+    ],
+)
+def test_bad_requests_are_client_errors(served, data, content_type, accept, status, fragment):
+    with pytest.raises(RequestError) as err:
+        mnist_mlp.transform_fn(served, data, content_type, accept)
+    assert err.value.status_code == status and fragment in str(err.value)
+
+
+def test_checkpoints_resume(mnist_small_dirs, tmp_path):
+    hps = {"epochs": 1, "log_interval": 0}
+    channels = {"train": mnist_small_dirs["train"], "test": mnist_small_dirs["test"]}
+    mnist_mlp.train(
+        channels, hps, ["local"], 0, checkpoint_dir=str(tmp_path / "ckpt"), output_data_dir=str(tmp_path / "a")
+    )
+    assert sorted(os.listdir(str(tmp_path / "ckpt"))) == ["epoch-0001.params", "epoch-0001.states"]
+    hps["epochs"] = 2
+    mnist_mlp.train(
+        channels, hps, ["local"], 0, checkpoint_dir=str(tmp_path / "ckpt"), output_data_dir=str(tmp_path / "b")
+    )
+    resumed = json.load(open(str(tmp_path / "b" / "metrics.json")))
+    assert [e["epoch"] for e in resumed["epochs"]] == [2]
