@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test test-fast lint lock bench clean
+.PHONY: setup test test-fast lint lock bench clean train
 
 setup: $(VENV)/.installed
 
@@ -33,3 +33,10 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info lib/*.egg-info .pytest_cache
+
+# The main job: train mnist_mlp on Fashion-MNIST (Debian package dataset-fashion-mnist) in script mode.
+DATA ?= /usr/share/datasets/fashion-mnist
+EPOCHS ?= 10
+train: setup
+	@test -d "$(DATA)" || { echo "No data at $(DATA): run 'apt-get install -y dataset-fashion-mnist' or pass DATA=/path/to/idx-files"; exit 2; }
+	$(BIN)/python entry_points/mnist_mlp.py --training-dir "$(DATA)" --epochs $(EPOCHS)
