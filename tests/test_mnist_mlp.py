@@ -58,6 +58,7 @@ def script_run(mnist_dirs, tmp_path_factory):
     return root, proc
 
 
+@pytest.mark.slow
 def test_script_mode_trains_and_saves(script_run):
     root, proc = script_run
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -73,6 +74,7 @@ def test_script_mode_trains_and_saves(script_run):
     assert not os.path.exists(os.path.join(root, "output", "failure"))
 
 
+@pytest.mark.slow
 def test_published_regexes_match_the_log(script_run):
     _, proc = script_run
     for definition in mnist_mlp.METRIC_DEFINITIONS:
@@ -247,3 +249,15 @@ def test_checkpoints_resume(mnist_small_dirs, tmp_path):
     )
     resumed = json.load(open(str(tmp_path / "b" / "metrics.json")))
     assert [e["epoch"] for e in resumed["epochs"]] == [2]
+
+
+def test_default_mxnet_handler_loads_the_saved_model(trained, images, tmp_path):
+    """Bring-your-own-model: the serving container's default handler (no model_fn) predicts the same classes."""
+    from sagemaker_mxnet_serving_container.default_inference_handler import DefaultModuleInferenceHandler
+
+    mnist_mlp.save(trained, str(tmp_path))
+    handler = DefaultModuleInferenceHandler()
+    module = handler.default_model_fn(str(tmp_path))
+    batch = handler.default_input_fn(json.dumps(images.tolist()), "application/json", module)
+    scores = np.array(json.loads(handler.default_output_fn(handler.default_predict_fn(batch, module), "application/json")))
+    assert scores.argmax(axis=1).tolist() == expected_classes(trained, images)
