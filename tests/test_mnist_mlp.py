@@ -259,5 +259,7 @@ def test_default_mxnet_handler_loads_the_saved_model(trained, images, tmp_path):
     handler = DefaultModuleInferenceHandler()
     module = handler.default_model_fn(str(tmp_path))
     batch = handler.default_input_fn(json.dumps(images.tolist()), "application/json", module)
-    scores = np.array(json.loads(handler.default_output_fn(handler.default_predict_fn(batch, module), "application/json")))
+    scores = np.array(
+        json.loads(handler.default_output_fn(handler.default_predict_fn(batch, module), "application/json"))
+    )
     assert scores.argmax(axis=1).tolist() == expected_classes(trained, images)
