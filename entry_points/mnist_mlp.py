@@ -172,9 +172,12 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     hps = HYPERPARAMETERS.parse_dict(hyperparameters)
     ctx = context.contexts(num_gpus)
     kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"])
-    kv = mx.kv.create(kv_type)
+    # Only a distributed kvstore is created here (its rank shards the data); for one host the
+    # Trainer gets the type name and skips the kvstore on a single device.
+    kv = mx.kv.create(kv_type) if kv_type.startswith("dist") else kv_type
+    rank, num_workers = (kv.rank, kv.num_workers) if not isinstance(kv, str) else (0, 1)
     (x_train, y_train), test = load_data(channel_input_dirs, hps)
-    x_train, y_train = shard(x_train, y_train, kv.rank, kv.num_workers)
+    x_train, y_train = shard(x_train, y_train, rank, num_workers)
 
     net = build_net(ctx, hps["seed"])
     optimizer_params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
@@ -188,7 +191,7 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
 
     batch_size = hps["batch_size"]
     num_batches = len(x_train) // batch_size  # drop the ragged tail: equal batch counts on every worker
-    rng = np.random.RandomState(hps["seed"] + kv.rank)
+    rng = np.random.RandomState(hps["seed"] + rank)
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
         order = mx.nd.array(rng.permutation(len(x_train)), dtype=np.int64)
