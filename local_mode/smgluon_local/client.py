@@ -1,0 +1,245 @@
+"""SageMaker API clients that carry out requests with local processes.
+
+:class:`ProcessSagemakerClient` is the SDK's ``LocalSagemakerClient`` with the
+Docker-backed parts swapped: training jobs and endpoints use
+:class:`~smgluon_local.container.ProcessContainer`. Models and endpoint
+configs, request validation and the describe calls are the SDK's own.
+:class:`ProcessRuntimeClient` posts ``invoke_endpoint`` to the endpoint's own
+port and raises the runtime API's ``ModelError`` for non-2xx answers.
+"""
+
+import atexit
+import datetime
+import logging
+import weakref
+
+from botocore.exceptions import ClientError
+from sagemaker.local.entities import _LocalEndpoint, _LocalTrainingJob
+from sagemaker.local.local_session import LocalSagemakerClient
+from sagemaker.utils import format_tags
+
+from smgluon_local.container import ProcessContainer
+from smgluon_local.training_job import TrainingJobFailed, final_metrics
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ProcessSagemakerClient", "ProcessRuntimeClient", "ProcessTrainingJob", "ProcessEndpoint"]
+
+
+def _not_found(operation, what):
+    return ClientError({"Error": {"Code": "ValidationException", "Message": "Could not find %s" % what}},
+                       operation)
+
+
+class ProcessTrainingJob(_LocalTrainingJob):
+    """The SDK's local training job, plus Failed status, FailureReason and metrics.
+
+    Args:
+        container (ProcessContainer): Runs the job.
+        metric_definitions (list of dict): From AlgorithmSpecification.MetricDefinitions.
+        hyperparameters (dict): The request's hyperparameters, echoed by describe.
+    """
+
+    _FAILED = "Failed"
+
+    def __init__(self, container, metric_definitions=None, hyperparameters=None):
+        super().__init__(container)
+        self.metric_definitions = metric_definitions or []
+        self.hyperparameters = hyperparameters or {}
+        self.failure_reason = None
+        self.metrics = []
+        self.output_artifacts = None
+        self.log_path = None
+
+    def start(self, input_data_config, output_data_config, hyperparameters, environment, job_name):
+        """Run the job to completion; a failing script sets status Failed instead of raising."""
+        self.training_job_name = job_name
+        self.output_data_config = output_data_config
+        try:
+            super().start(input_data_config, output_data_config, hyperparameters, environment, job_name)
+            result = self.container.result
+        except TrainingJobFailed as e:
+            result = e.result
+            self.state = self._FAILED
+            self.end_time = datetime.datetime.now()
+            self.failure_reason = e.reason
+        self.output_artifacts = result.output_artifacts
+        self.log_path = result.log_path
+        self.metrics = final_metrics(result.log_path, self.metric_definitions)
+
+    def describe(self):
+        """DescribeTrainingJob's answer."""
+        response = super().describe()
+        status = {"Training": "InProgress", "Starting": "InProgress"}.get(self.state, self.state)
+        response["TrainingJobStatus"] = status
+        response["SecondaryStatus"] = status
+        response["HyperParameters"] = self.hyperparameters
+        response["FinalMetricDataList"] = self.metrics
+        response["AlgorithmSpecification"]["TrainingImage"] = self.container.image
+        response["AlgorithmSpecification"]["MetricDefinitions"] = self.metric_definitions
+        response["ResourceConfig"]["InstanceType"] = self.container.instance_type
+        if self.failure_reason is not None:
+            response["FailureReason"] = self.failure_reason
+        if self.model_artifacts is None:
+            response.pop("ModelArtifacts", None)
+        return response
+
+
+_RUNNING = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_endpoints():
+    # A local endpoint cannot outlive the Python process that started it: stop its
+    # model server and workers rather than leave them orphaned.
+    for endpoint in list(_RUNNING):
+        try:
+            endpoint.stop()
+        except Exception:  # interpreter shutdown: best effort
+            pass
+
+
+class ProcessEndpoint(_LocalEndpoint):
+    """The SDK's local endpoint, served by a local model server on its own port."""
+
+    def stop(self):
+        """Stop the model server and all its workers."""
+        _RUNNING.discard(self)
+        super().stop()
+
+    def serve(self):
+        """Start the model server and wait until it is healthy."""
+        image = self.primary_container["Image"]
+        instance_type = self.production_variant["InstanceType"]
+        instance_count = self.production_variant["InitialInstanceCount"]
+        self.create_time = datetime.datetime.now()
+        self.container = ProcessContainer(instance_type, instance_count, image, self.local_session)
+        try:
+            _RUNNING.add(self)
+            self.container.serve(self.primary_container.get("ModelDataUrl"),
+                                 self.primary_container.get("Environment") or {}, endpoint_name=self.name)
+        except BaseException:
+            _RUNNING.discard(self)
+            self.state = _LocalEndpoint._FAILED
+            raise
+        self.state = _LocalEndpoint._IN_SERVICE
+
+    @property
+    def url(self):
+        """Base URL of the model server (None before it started)."""
+        server = self.container.server if self.container else None
+        return server.url if server and server.port else None
+
+
+class ProcessSagemakerClient(LocalSagemakerClient):
+    """A LocalSagemakerClient whose training jobs and endpoints are local processes."""
+
+    def create_training_job(self, TrainingJobName, AlgorithmSpecification, OutputDataConfig,  # noqa: N803
+                            ResourceConfig, InputDataConfig=None, Environment=None, **kwargs):
+        """Run a training job to completion (CreateTrainingJob).
+
+        A script that fails gives a job in status Failed; the SDK's wait then raises
+        ``UnexpectedStatusException`` with the failure reason, as on SageMaker.
+        """
+        for key in ("ExperimentConfig", "VpcConfig", "CheckpointConfig"):
+            if kwargs.get(key):
+                logger.warning("%s is ignored by ProcessSession.", key)
+        container = ProcessContainer(ResourceConfig["InstanceType"], ResourceConfig["InstanceCount"],
+                                     AlgorithmSpecification["TrainingImage"],
+                                     sagemaker_session=self.sagemaker_session,
+                                     container_entrypoint=AlgorithmSpecification.get("ContainerEntrypoint"),
+                                     container_arguments=AlgorithmSpecification.get("ContainerArguments"))
+        hyperparameters = kwargs.get("HyperParameters") or {}
+        job = ProcessTrainingJob(container, AlgorithmSpecification.get("MetricDefinitions"), hyperparameters)
+        LocalSagemakerClient._training_jobs[TrainingJobName] = job
+        logger.info("Starting training job %s", TrainingJobName)
+        try:
+            job.start(InputDataConfig or [], OutputDataConfig, hyperparameters, Environment or {},
+                      TrainingJobName)
+        except BaseException:
+            LocalSagemakerClient._training_jobs.pop(TrainingJobName, None)
+            raise
+
+    def create_endpoint(self, EndpointName, EndpointConfigName, Tags=None):  # noqa: N803
+        """Start a model server for the endpoint config's model (CreateEndpoint)."""
+        endpoint = ProcessEndpoint(EndpointName, EndpointConfigName, format_tags(Tags), self.sagemaker_session)
+        LocalSagemakerClient._endpoints[EndpointName] = endpoint
+        try:
+            endpoint.serve()
+        except BaseException:
+            LocalSagemakerClient._endpoints.pop(EndpointName, None)
+            raise
+
+    def delete_endpoint(self, EndpointName):  # noqa: N803
+        """Stop the endpoint's model server and every worker (DeleteEndpoint)."""
+        endpoint = LocalSagemakerClient._endpoints.pop(EndpointName, None)
+        if endpoint is not None:
+            endpoint.stop()
+
+    def endpoint_url(self, EndpointName):  # noqa: N803
+        """Base URL of a running endpoint's model server.
+
+        Raises:
+            botocore.exceptions.ClientError: If the endpoint is unknown.
+        """
+        endpoint = LocalSagemakerClient._endpoints.get(EndpointName)
+        if endpoint is None or not isinstance(endpoint, ProcessEndpoint) or endpoint.url is None:
+            raise _not_found("invoke_endpoint", "local endpoint %s" % EndpointName)
+        return endpoint.url
+
+    def create_transform_job(self, *args, **kwargs):
+        """Not supported yet."""
+        raise NotImplementedError("Batch transform is not supported by ProcessSession yet; deploy() the "
+                                  "model and call predict() instead")
+
+    def create_processing_job(self, *args, **kwargs):
+        """Not supported."""
+        raise NotImplementedError("Processing jobs are not supported by ProcessSession")
+
+
+class ProcessRuntimeClient:
+    """``sagemaker-runtime`` for process endpoints: InvokeEndpoint over local HTTP.
+
+    Args:
+        sagemaker_client (ProcessSagemakerClient): Resolves endpoint names to ports.
+    """
+
+    def __init__(self, sagemaker_client):
+        import urllib3
+
+        self.sagemaker_client = sagemaker_client
+        self.http = urllib3.PoolManager(maxsize=8)
+
+    def invoke_endpoint(self, Body, EndpointName, ContentType=None, Accept=None,  # noqa: N803
+                        CustomAttributes=None, TargetModel=None, TargetVariant=None, InferenceId=None,
+                        **kwargs):
+        """POST ``Body`` to the endpoint's /invocations.
+
+        Returns:
+            dict: ``{"Body": stream, "ContentType": ...}`` as boto3 returns it.
+
+        Raises:
+            botocore.exceptions.ClientError: ``ModelError`` when the model answers
+                with a non-2xx status, as the SageMaker runtime does.
+        """
+        url = self.sagemaker_client.endpoint_url(EndpointName) + "/invocations"
+        headers = {}
+        if ContentType is not None:
+            headers["Content-Type"] = ContentType
+        if Accept is not None:
+            headers["Accept"] = Accept
+        if CustomAttributes is not None:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = CustomAttributes
+        if isinstance(Body, str):
+            Body = Body.encode("utf-8")
+        r = self.http.request("POST", url, body=Body, headers=headers, preload_content=False)
+        if r.status >= 300:
+            text = r.data.decode("utf-8", errors="replace")
+            r.release_conn()
+            raise ClientError({
+                "Error": {"Code": "ModelError",
+                          "Message": "Received client error (%d) from primary with message \"%s\"."
+                          % (r.status, text)},
+                "OriginalStatusCode": r.status, "OriginalMessage": text,
+            }, "InvokeEndpoint")
+        return {"Body": r, "ContentType": r.headers.get("Content-Type", Accept)}

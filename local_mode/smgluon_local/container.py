@@ -1,0 +1,114 @@
+"""A process-based replacement for the SDK's ``_SageMakerContainer``.
+
+``sagemaker.local`` keeps its request handling (``LocalSagemakerClient``,
+``_LocalTrainingJob``, ``_LocalEndpoint``) apart from the one class that runs
+Docker Compose. :class:`ProcessContainer` has that class's interface
+(``train``, ``serve``, ``stop_serving`` and the same attributes) and runs the
+container toolkits as local processes instead.
+"""
+
+import datetime
+import logging
+import os
+import re
+from urllib.parse import urlparse
+
+from smgluon_local.endpoint import ModelServer
+from smgluon_local.storage import fetch_to_dir
+from smgluon_local.training_job import host_names, run_training
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ProcessContainer"]
+
+
+def _safe_name(name):
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name)[:120]
+
+
+class ProcessContainer:
+    """Runs training jobs and endpoints as processes.
+
+    Args:
+        instance_type (str): ``local`` or ``local_gpu``.
+        instance_count (int): Number of hosts.
+        image (str): The image URI of the request (recorded, never pulled).
+        sagemaker_session (smgluon_local.session.ProcessSession): The session.
+        container_entrypoint (list): Unsupported (remote functions); must be None.
+        container_arguments (list): Unsupported; must be None.
+    """
+
+    def __init__(self, instance_type, instance_count, image, sagemaker_session=None,
+                 container_entrypoint=None, container_arguments=None):
+        if sagemaker_session is None:
+            from smgluon_local.session import ProcessSession
+
+            sagemaker_session = ProcessSession()
+        self.sagemaker_session = sagemaker_session
+        self.instance_type = instance_type
+        self.instance_count = instance_count
+        self.image = image
+        self.container_entrypoint = container_entrypoint
+        self.container_arguments = container_arguments
+        self.hosts = host_names(instance_count)
+        self.container_root = None
+        self.server = None
+        self.result = None
+
+    def train(self, input_data_config, output_data_config, hyperparameters, environment, job_name):
+        """Run a training job; see :func:`smgluon_local.training_job.run_training`.
+
+        Returns:
+            str: URI of model.tar.gz.
+
+        Raises:
+            NotImplementedError: For several hosts or a custom container entrypoint.
+            smgluon_local.training_job.TrainingJobFailed: If the script fails.
+        """
+        if self.container_entrypoint or self.container_arguments:
+            raise NotImplementedError("ProcessSession runs framework containers only; ContainerEntrypoint "
+                                      "(remote functions, pipeline steps) needs the SDK's Docker local mode")
+        if self.instance_count != 1:
+            raise NotImplementedError("ProcessSession runs single-host jobs for now; use instance_count=1")
+        session = self.sagemaker_session
+        self.container_root = os.path.join(session.root_dir, "jobs", _safe_name(job_name))
+        self.result = run_training(
+            self.container_root, job_name, self.hosts, self.instance_type, input_data_config,
+            output_data_config, hyperparameters, environment, session.local_s3, session,
+            stream=session.log_stream,
+        )
+        return self.result.model_artifacts
+
+    def serve(self, model_dir, environment, endpoint_name=None):
+        """Start the model server for ``model_dir`` (the request's ModelDataUrl).
+
+        Args:
+            model_dir (str): URI of model.tar.gz (file://, local-bucket s3:// or s3://).
+            environment (dict): The model's container environment.
+            endpoint_name (str): Used to name the endpoint directory.
+        """
+        session = self.sagemaker_session
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        self.container_root = os.path.join(session.root_dir, "endpoints",
+                                           _safe_name("%s-%s" % (endpoint_name or "endpoint", stamp)))
+        model_tar = None
+        if model_dir:
+            model_tar = fetch_to_dir(model_dir, os.path.join(self.container_root + "-download"),
+                                     session.local_s3, session)
+            if os.path.isdir(model_tar):
+                tars = [f for f in os.listdir(model_tar) if f.endswith(".tar.gz")]
+                if len(tars) != 1:
+                    raise ValueError("%s: expected one model.tar.gz, found %s" % (model_dir, tars or "none"))
+                model_tar = os.path.join(model_tar, tars[0])
+        code_dir = None
+        submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "")
+        if urlparse(submit).scheme == "file":
+            code_dir = os.path.abspath(urlparse(submit).netloc + urlparse(submit).path)
+        port = session.serving_port()
+        self.server = ModelServer(self.container_root, model_tar, environment, port=port, code_dir=code_dir)
+        self.server.start(progress=session.progress)
+
+    def stop_serving(self):
+        """Stop the model server and all its workers."""
+        if self.server:
+            self.server.stop()

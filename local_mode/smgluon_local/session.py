@@ -1,0 +1,152 @@
+"""ProcessSession: the SDK's LocalSession, running jobs and endpoints without Docker.
+
+Usage is the SDK's own; only the session object changes::
+
+    from sagemaker.mxnet import MXNet
+    from smgluon_local import ProcessSession
+
+    session = ProcessSession()
+    est = MXNet(entry_point="mnist_mlp.py", source_dir="entry_points", dependencies=["lib/smgluon"],
+                role="arn:aws:iam::111111111111:role/any", instance_count=1, instance_type="local",
+                framework_version="1.9.0", py_version="py38", sagemaker_session=session)
+    est.fit({"train": "file:///data/train", "test": "file:///data/test"})
+    predictor = est.deploy(initial_instance_count=1, instance_type="local")
+
+The session never calls AWS: telemetry is opted out in its SDK config, the
+default bucket is a directory (so the SDK's own code staging packs
+``source_dir`` with ``dependencies`` as SageMaker does), and the region and
+credentials only matter for ``s3://`` data outside that bucket.
+"""
+
+import copy
+import logging
+import os
+import sys
+
+import boto3
+from sagemaker.config import load_sagemaker_config
+from sagemaker.local.local_session import LocalSession
+from sagemaker.session import _check_job_status
+from sagemaker.utils import get_config_value
+
+from smgluon_local.client import ProcessRuntimeClient, ProcessSagemakerClient
+from smgluon_local.storage import LocalS3, S3ResourceProxy
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ProcessSession", "LOCAL_BUCKET", "DEFAULT_REGION", "default_root_dir"]
+
+LOCAL_BUCKET = "smgluon-local"
+DEFAULT_REGION = "us-west-2"
+ROOT_ENV = "SMGLUON_LOCAL_ROOT"
+
+
+def default_root_dir():
+    """``$SMGLUON_LOCAL_ROOT``, else ``~/.smgluon/local``."""
+    return os.environ.get(ROOT_ENV) or os.path.join(os.path.expanduser("~"), ".smgluon", "local")
+
+
+class _BotoSession(boto3.Session):
+    """A boto3 session whose S3 resources serve the local buckets from disk."""
+
+    local_s3 = None
+
+    def resource(self, service_name, *args, **kwargs):
+        if service_name == "s3" and self.local_s3 is not None:
+            return S3ResourceProxy(self.local_s3, lambda: super(_BotoSession, self).resource(
+                service_name, *args, **kwargs))
+        return super().resource(service_name, *args, **kwargs)
+
+
+def _opted_out(config):
+    config = copy.deepcopy(config) if config else {}
+    config.setdefault("SchemaVersion", "1.0")
+    modules = config.setdefault("SageMaker", {}).setdefault("PythonSDK", {}).setdefault("Modules", {})
+    modules["TelemetryOptOut"] = True
+    return config
+
+
+class ProcessSession(LocalSession):
+    """A SageMaker LocalSession that runs training jobs and endpoints as local processes.
+
+    Args:
+        root_dir (str): Where jobs, endpoints and the local bucket live (default
+            ``$SMGLUON_LOCAL_ROOT`` or ``~/.smgluon/local``).
+        region_name (str): AWS region for image URIs and real S3 (default: the boto3
+            configuration's, else ``us-west-2``).
+        boto_session (boto3.Session): Optional session whose credentials are used for
+            real s3:// data.
+        default_bucket (str): Name of the local, file-backed bucket.
+        sagemaker_config (dict): SDK defaults config; telemetry is always opted out.
+        log_stream (file): Where training logs are echoed (default ``sys.stdout``;
+            False for silence). The log is always kept in the job directory.
+        serving_port (int): Fixed port for endpoints (default: the SDK's
+            ``local.serving_port`` config, else a free port per endpoint).
+    """
+
+    def __init__(self, root_dir=None, region_name=None, boto_session=None, default_bucket=LOCAL_BUCKET,
+                 sagemaker_config=None, log_stream=None, serving_port=None):
+        self.root_dir = os.path.abspath(root_dir or default_root_dir())
+        os.makedirs(self.root_dir, exist_ok=True)
+        self.local_s3 = LocalS3(os.path.join(self.root_dir, "s3"), [default_bucket])
+        self.log_stream = log_stream
+        self._serving_port = serving_port
+        if boto_session is None:
+            region = region_name or boto3.Session().region_name or DEFAULT_REGION
+            boto_session = _BotoSession(region_name=region)
+        else:
+            # Share the caller's credentials and region, with S3 served from disk for our bucket.
+            boto_session = _BotoSession(botocore_session=boto_session._session,
+                                        region_name=region_name or boto_session.region_name or DEFAULT_REGION)
+        boto_session.local_s3 = self.local_s3
+        if sagemaker_config is None:
+            sagemaker_config = load_sagemaker_config()
+        super().__init__(boto_session=boto_session, default_bucket=default_bucket,
+                         disable_local_code=True, sagemaker_config=_opted_out(sagemaker_config))
+
+    def _initialize(self, boto_session, sagemaker_client, sagemaker_runtime_client, **kwargs):
+        super()._initialize(boto_session, sagemaker_client, sagemaker_runtime_client, **kwargs)
+        # Code and models are staged through the (local) bucket, so source_dir and
+        # dependencies arrive together as on SageMaker: local_code must stay off.
+        if self.config and "local" in self.config:
+            self.config["local"]["local_code"] = False
+        self.s3_resource = S3ResourceProxy(self.local_s3, lambda: self.boto_session.resource(
+            "s3", region_name=self._region_name))
+        self.sagemaker_client = ProcessSagemakerClient(self)
+        self.sagemaker_runtime_client = ProcessRuntimeClient(self.sagemaker_client)
+
+    def default_bucket(self):
+        """The local bucket's name (no AWS call)."""
+        return self._default_bucket_name_override
+
+    def serving_port(self):
+        """Port for a new endpoint, or None for a free one."""
+        if self._serving_port:
+            return int(self._serving_port)
+        port = get_config_value("local.serving_port", self.config)
+        return int(port) if port else None
+
+    def progress(self, message):
+        """Report progress on long work (to stderr)."""
+        print(message, file=sys.stderr, flush=True)
+
+    def endpoint_url(self, endpoint_name):
+        """Base URL (``http://127.0.0.1:PORT``) of a running endpoint."""
+        return self.sagemaker_client.endpoint_url(endpoint_name)
+
+    def wait_for_endpoint(self, endpoint, poll=30, live_logging=False):
+        """create_endpoint returns once the server is healthy: check the status without sleeping."""
+        return super().wait_for_endpoint(endpoint, poll=0, live_logging=False)
+
+    def logs_for_job(self, job_name, wait=False, poll=5, log_type="All", timeout=None):
+        """The job already ran (its log was streamed); raise as SageMaker would if it failed."""
+        desc = self.sagemaker_client.describe_training_job(TrainingJobName=job_name)
+        if wait:
+            _check_job_status(job_name, desc, "TrainingJobStatus")
+        return desc
+
+    def wait_for_job(self, job, poll=5):
+        """Return the finished job's description; raise ``UnexpectedStatusException`` if it failed."""
+        desc = self.sagemaker_client.describe_training_job(TrainingJobName=job)
+        _check_job_status(job, desc, "TrainingJobStatus")
+        return desc
