@@ -1,0 +1,607 @@
+"""MovieLens-100k matrix factorization: the workshop's recommender challenge, trained and served.
+
+Three models (hyperparameter ``model``):
+
+* ``linear``: user and item embeddings, prediction = their dot product (the
+  workshop's and MXNet's ``plain_net``);
+* ``mlp``: each embedding goes through ReLU and a Dense layer before the dot
+  product (MXNet's ``get_one_layer_mlp``);
+* ``biased``: global mean + user bias + item bias + dot product (biased MF,
+  "SVD" in Surprise); the best of the three on u1.test.
+
+Three ways to run it:
+
+* notebook: ``import movielens_mf; net = movielens_mf.train({"training": "ml-100k/"},
+  hyperparameters={"epochs": 5}, hosts=["local"], num_gpus=0)``;
+* script mode: ``MXNet(entry_point="movielens_mf.py", source_dir="entry_points",
+  dependencies=["lib/smgluon"], ...)``, or ``python movielens_mf.py --training-dir ml-100k/``;
+* a hyperparameter tuning job: the ranges are in :data:`HYPERPARAMETERS`, the
+  regexes in :data:`METRIC_DEFINITIONS`, the objective in :data:`OBJECTIVE`.
+
+Data: the GroupLens layout as unzipped from ml-100k.zip, in a ``training`` (or
+``train``) channel: ``u.item`` (titles, latin-1), and the split chosen by
+``split``: ``u1`` (``u1.base``/``u1.test``, the split published results quote),
+``ua`` (``ua.base``/``ua.test``) or ``random`` (a seeded 80/20 split of ``u.data``).
+
+Metric: true RMSE, sqrt(mean((clip(prediction, 1, 5) - rating)^2)). (MXNet's
+example prints the mean L2Loss, half the squared error, and calls it RMSE.)
+``train_rmse`` is the running RMSE over the epoch's batches, as they were predicted.
+
+Serving (``model_fn`` / ``transform_fn``, ``application/json``), ids are the
+GroupLens ids:
+
+* ``{"user_id": 196, "item_id": 242}`` or a list of such pairs →
+  ``{"predictions": [3.9, ...]}`` (ratings clipped to 1–5);
+* ``{"user_id": 196, "top_k": 10}`` → ``{"user_id": 196, "recommendations":
+  [{"item_id": 1, "title": "Toy Story (1995)", "score": 4.6}, ...]}``, the k
+  best items the user did not rate in the training data.
+"""
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
+
+from smgluon import channels, checkpoints, context, failure, kvstore, metrics, serving
+from smgluon.environment import training_env
+from smgluon.hyperparameters import Hyperparameter as HP
+from smgluon.hyperparameters import Hyperparameters
+
+logger = logging.getLogger(__name__)
+
+MIN_RATING, MAX_RATING = 1.0, 5.0
+SPLITS = {"u1": ("u1.base", "u1.test"), "ua": ("ua.base", "ua.test"), "random": ("u.data", None)}
+RANDOM_TEST_FRACTION = 0.2
+EVAL_BATCH = 50000  # evaluation runs in a few large batches: fewer Python calls
+MAX_TOP_K = 100
+CATALOG_FILE = "model-catalog.json"
+MODEL_FILES = ("model-symbol.json", "model-0000.params", "model-shapes.json", CATALOG_FILE)
+
+HYPERPARAMETERS = Hyperparameters(
+    [
+        HP("model", str, "biased", "linear, mlp or biased MF", choices=["linear", "mlp", "biased"], tune=None),
+        HP("split", str, "u1", "u1, ua (GroupLens files) or random (seeded 80/20 of u.data)", choices=list(SPLITS)),
+        HP("num_factors", int, 64, "embedding size k", min=1, max=1024, tune=[16, 32, 64, 128]),
+        HP("hidden", int, 64, "units of the Dense layer after each embedding (mlp)", min=1, max=4096),
+        HP("batch_size", int, 256, "mini-batch size per worker", min=1, max=100000, tune=[64, 128, 256, 512, 1024]),
+        HP("epochs", int, 20, "passes over the training ratings", min=1, max=1000),
+        HP("learning_rate", float, 0.002, "learning rate", min=0.0, max=10.0, tune=(0.0001, 0.1, "Logarithmic")),
+        HP("momentum", float, 0.9, "momentum (sgd and nag)", min=0.0, max=0.999),
+        HP(
+            "optimizer",
+            str,
+            "adam",
+            "optimizer",
+            choices=["sgd", "nag", "adam", "rmsprop", "adagrad"],
+            tune=["sgd", "adam"],
+        ),
+        HP(
+            "weight_decay",
+            float,
+            0.05,
+            "L2 regularisation of the embeddings and biases (wd)",
+            min=0.0,
+            max=10.0,
+            tune=(1e-4, 1.0, "Logarithmic"),
+        ),
+        HP(
+            "sparse_grad",
+            bool,
+            True,
+            "row_sparse embedding gradients: only the batch's rows are updated and decayed",
+            tune=[True, False],
+        ),
+        HP("init_scale", float, 0.05, "standard deviation of the initial factors", min=0.0, max=1.0),
+        HP("log_interval", int, 0, "log the training RMSE every N batches (0: once per epoch)", min=0),
+        HP("max_train_samples", int, 0, "train on the first N ratings only (0: all)", min=0),
+        HP("seed", int, 42, "random seed for the random split, initialisation and shuffling", min=0),
+        HP(
+            "kvstore",
+            str,
+            "auto",
+            "kvstore type (auto: chosen from hosts and GPUs)",
+            choices=["auto"] + list(kvstore.KVSTORE_TYPES),
+        ),
+    ],
+    description="Train matrix factorization (linear, MLP or biased) on MovieLens-100k.",
+)
+
+# Logged every epoch by smgluon.metrics; what a tuning job or metric_definitions reads.
+METRIC_NAMES = ["train_rmse", "validation_rmse", "samples_per_sec", "epoch_seconds"]
+METRIC_DEFINITIONS = metrics.metric_definitions(METRIC_NAMES)
+OBJECTIVE = {"metric": "validation_rmse", "type": "Minimize"}
+
+
+# ---------------------------------------------------------------- the network
+
+
+class MatrixFactorization(gluon.HybridBlock):
+    """Rating = f(user index, item index) for the three models; indices are float32 as Embedding takes them."""
+
+    def __init__(
+        self,
+        model,
+        num_users,
+        num_items,
+        num_factors,
+        hidden=64,
+        global_mean=0.0,
+        sparse_grad=True,
+        init_scale=0.05,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.model = model
+        init = mx.init.Normal(init_scale)
+        with self.name_scope():
+            self.user = nn.Embedding(num_users, num_factors, weight_initializer=init, sparse_grad=sparse_grad)
+            self.item = nn.Embedding(num_items, num_factors, weight_initializer=init, sparse_grad=sparse_grad)
+            if model == "mlp":
+                self.user_dense = nn.Dense(hidden, flatten=False)
+                self.item_dense = nn.Dense(hidden, flatten=False)
+            if model == "biased":
+                zeros = mx.init.Zero()
+                self.user_bias = nn.Embedding(num_users, 1, weight_initializer=zeros, sparse_grad=sparse_grad)
+                self.item_bias = nn.Embedding(num_items, 1, weight_initializer=zeros, sparse_grad=sparse_grad)
+                # the mean rating is learnt too, but never shrunk towards 0
+                self.global_mean = self.params.get(
+                    "global_mean", shape=(1,), init=mx.init.Constant(global_mean), wd_mult=0.0
+                )
+
+    def hybrid_forward(self, F, user, item, global_mean=None):
+        u, i = self.user(user), self.item(item)
+        if self.model == "mlp":
+            u = self.user_dense(F.relu(u))
+            i = self.item_dense(F.relu(i))
+        score = F.sum(u * i, axis=1)
+        if self.model == "biased":
+            score = F.broadcast_add(
+                score + F.reshape(self.user_bias(user), (-1,)) + F.reshape(self.item_bias(item), (-1,)), global_mean
+            )
+        return score
+
+
+def build_net(hps, num_users, num_items, global_mean, ctx):
+    mx.random.seed(hps["seed"])
+    net = MatrixFactorization(
+        hps["model"],
+        num_users,
+        num_items,
+        hps["num_factors"],
+        hidden=hps["hidden"],
+        global_mean=global_mean,
+        sparse_grad=hps["sparse_grad"],
+        init_scale=hps["init_scale"],
+    )
+    net.initialize(mx.init.Xavier(), ctx=ctx)
+    net.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+# ---------------------------------------------------------------- data
+
+
+class Catalog:
+    """What serving needs besides the weights: id maps, titles and what each user already rated.
+
+    Args:
+        user_ids (list[int]): GroupLens user id of each embedding row.
+        item_ids (list[int]): GroupLens item id of each embedding row.
+        titles (list[str]): title of each item row.
+        seen (list[list[int]]): per user row, the item rows rated in the training data.
+    """
+
+    def __init__(self, user_ids, item_ids, titles, seen):
+        self.user_ids = [int(u) for u in user_ids]
+        self.item_ids = [int(i) for i in item_ids]
+        self.titles = list(titles)
+        self.seen = [sorted(int(i) for i in s) for s in seen]
+        self.user_index = {u: n for n, u in enumerate(self.user_ids)}
+        self.item_index = {i: n for n, i in enumerate(self.item_ids)}
+
+    def to_json(self):
+        return {"user_ids": self.user_ids, "item_ids": self.item_ids, "titles": self.titles, "seen": self.seen}
+
+    @classmethod
+    def from_json(cls, doc):
+        return cls(doc["user_ids"], doc["item_ids"], doc["titles"], doc["seen"])
+
+
+def read_ratings(path):
+    """Reads a GroupLens ratings file (``user item rating timestamp``, tab-separated).
+
+    Returns:
+        numpy.ndarray: int64 (N, 3) of user id, item id, rating.
+
+    Raises:
+        ChannelError: naming the file and the line of the first fault.
+    """
+    if not os.path.isfile(path):
+        raise channels.ChannelError("ratings file %s does not exist" % path)
+    rows = []
+    with open(path, encoding="latin-1") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            try:
+                if len(fields) != 4:
+                    raise ValueError("expected 4 tab-separated fields, got %d" % len(fields))
+                user, item, rating = int(fields[0]), int(fields[1]), int(fields[2])
+                if not MIN_RATING <= rating <= MAX_RATING:
+                    raise ValueError("rating %d is outside 1-5" % rating)
+            except ValueError as e:
+                raise channels.ChannelError("%s line %d: %s: %r" % (path, number, e, line[:80])) from None
+            rows.append((user, item, rating))
+    if not rows:
+        raise channels.ChannelError("ratings file %s holds no ratings" % path)
+    return np.asarray(rows, dtype=np.int64)
+
+
+def read_titles(path):
+    """Reads ``u.item`` (``|``-separated, latin-1): item id → title.
+
+    Raises:
+        ChannelError: naming the file and the line of the first fault.
+    """
+    if not os.path.isfile(path):
+        raise channels.ChannelError("item file %s does not exist (it holds the titles: u.item of ml-100k)" % path)
+    titles = {}
+    with open(path, encoding="latin-1") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\n").split("|")
+            try:
+                if len(fields) < 2:
+                    raise ValueError("expected |-separated fields: id|title|...")
+                titles[int(fields[0])] = fields[1]
+            except ValueError as e:
+                raise channels.ChannelError("%s line %d: %s: %r" % (path, number, e, line[:80])) from None
+    return titles
+
+
+def split_ratings(directory, split, seed):
+    """The (train, test) ratings of ``split`` as int64 (N, 3) arrays of GroupLens ids."""
+    base, test = SPLITS[split]
+    if test is not None:
+        return read_ratings(os.path.join(directory, base)), read_ratings(os.path.join(directory, test))
+    ratings = read_ratings(os.path.join(directory, base))
+    order = np.random.RandomState(seed).permutation(len(ratings))
+    n_test = int(round(len(ratings) * RANDOM_TEST_FRACTION))
+    return ratings[order[n_test:]], ratings[order[:n_test]]
+
+
+def load_data(channel_dirs, hps):
+    """Reads the split and u.item; maps ids to embedding rows.
+
+    Returns:
+        tuple: ``(train, test, catalog)``; train and test are (users, items,
+        ratings) float32 NDArrays on the CPU (Embedding takes float indices).
+    """
+    directory, _ = channels.train_test_dirs(channel_dirs)
+    train, test = split_ratings(directory, hps["split"], hps["seed"])
+    titles = read_titles(os.path.join(directory, "u.item"))
+    unknown = sorted(set(np.concatenate([train[:, 1], test[:, 1]]).tolist()) - set(titles))
+    if unknown:
+        raise channels.ChannelError("item ids %s are rated but missing from u.item" % unknown[:10])
+    if hps["max_train_samples"]:
+        train = train[: hps["max_train_samples"]]
+    if len(train) < hps["batch_size"]:
+        raise channels.ChannelError(
+            "only %d training ratings for batch_size %d: lower batch_size or add data" % (len(train), hps["batch_size"])
+        )
+    # every user of the split gets a row (a test-only user keeps its initial factors); every item of u.item too
+    user_ids = np.unique(np.concatenate([train[:, 0], test[:, 0]]))
+    item_ids = np.asarray(sorted(titles), dtype=np.int64)
+    user_row = np.searchsorted(user_ids, train[:, 0]), np.searchsorted(user_ids, test[:, 0])
+    item_row = np.searchsorted(item_ids, train[:, 1]), np.searchsorted(item_ids, test[:, 1])
+    seen = [[] for _ in user_ids]
+    for u, i in zip(user_row[0].tolist(), item_row[0].tolist()):
+        seen[u].append(i)
+    catalog = Catalog(user_ids, item_ids, [titles[i] for i in item_ids.tolist()], seen)
+
+    def as_nd(users, items, ratings):
+        return tuple(mx.nd.array(a, dtype=np.float32) for a in (users, items, ratings))
+
+    return (
+        as_nd(user_row[0], item_row[0], train[:, 2]),
+        as_nd(user_row[1], item_row[1], test[:, 2]),
+        catalog,
+    )
+
+
+def shard(arrays, rank, num_workers):
+    """This worker's part of the data: every worker gets the same number of ratings (dist_sync needs it)."""
+    if num_workers == 1:
+        return arrays
+    per_worker = len(arrays[0]) // num_workers
+    return tuple(a[rank * per_worker : (rank + 1) * per_worker] for a in arrays)
+
+
+# ---------------------------------------------------------------- train / evaluate
+
+
+def predict(net, users, items, ctx):
+    """Clipped predicted ratings for float32 NDArrays of user and item rows, in large batches."""
+    parts = [
+        net(users[s : s + EVAL_BATCH].as_in_context(ctx[0]), items[s : s + EVAL_BATCH].as_in_context(ctx[0]))
+        for s in range(0, len(users), EVAL_BATCH)
+    ]
+    return mx.nd.concat(*parts, dim=0).clip(MIN_RATING, MAX_RATING)
+
+
+def rmse(net, data, ctx):
+    """True RMSE of ``net`` on (users, items, ratings): sqrt of the mean squared error of clipped predictions."""
+    users, items, ratings = data
+    err = predict(net, users, items, ctx) - ratings.as_in_context(ctx[0])
+    return float(mx.nd.sqrt(mx.nd.mean(err * err)).asscalar())
+
+
+def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
+    """Trains matrix factorization; the signature of the legacy SageMaker ``train`` hook the workshop calls.
+
+    Args:
+        channel_input_dirs (dict): channel name → directory (``{"training": "ml-100k/"}``).
+        hyperparameters (dict): values as Python objects or SageMaker's JSON-encoded strings.
+        hosts (list[str]): the job's hosts (``["local"]`` in a notebook).
+        num_gpus (int): GPUs to train on (0: CPU).
+        **kwargs: ``current_host``, ``output_data_dir`` (for metrics.json),
+            ``checkpoint_dir`` (resume and save per epoch).
+
+    Returns:
+        MatrixFactorization: the trained, hybridized net; ``net.catalog`` holds
+        the id maps, titles and seen items that :func:`save` writes.
+    """
+    hps = HYPERPARAMETERS.parse_dict(hyperparameters)
+    ctx = context.contexts(num_gpus)
+    kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"])
+    kv = mx.kv.create(kv_type)
+    train_data, test_data, catalog = load_data(channel_input_dirs, hps)
+    global_mean = float(train_data[2].mean().asscalar())
+    train_data = shard(train_data, kv.rank, kv.num_workers)
+
+    net = build_net(hps, len(catalog.user_ids), len(catalog.item_ids), global_mean, ctx)
+    net.catalog = catalog
+    optimizer_params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
+    if hps["optimizer"] in ("sgd", "nag"):
+        optimizer_params["momentum"] = hps["momentum"]
+    trainer = gluon.Trainer(net.collect_params(), hps["optimizer"], optimizer_params, kvstore=kv)
+    loss_fn = gluon.loss.L2Loss()
+    checkpoint_dir = kwargs.get("checkpoint_dir")
+    first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
+    log = metrics.MetricsLogger(
+        kwargs.get("output_data_dir"), extra={"workload": "movielens_mf", "hyperparameters": hps}
+    )
+
+    batch_size = hps["batch_size"]
+    num_batches = len(train_data[0]) // batch_size  # drop the ragged tail: equal batch counts on every worker
+    rng = np.random.RandomState(hps["seed"] + kv.rank)
+    for epoch in range(first_epoch, hps["epochs"] + 1):
+        tic = time.time()
+        order = mx.nd.array(rng.permutation(len(train_data[0])), dtype=np.int64)
+        users, items, ratings = (a.take(order) for a in train_data)
+        # The running sum stays on the device; reading it forces a sync, so only at log points.
+        sq_sum = mx.nd.zeros((1,), ctx=ctx[0])
+        for i in range(num_batches):
+            batch = slice(i * batch_size, (i + 1) * batch_size)
+            parts = [users[batch], items[batch], ratings[batch]]
+            if len(ctx) > 1:
+                parts = [gluon.utils.split_and_load(a, ctx, even_split=False) for a in parts]
+            else:
+                parts = [[a.as_in_context(ctx[0])] for a in parts]
+            with autograd.record():
+                outs = [net(u, it) for u, it in zip(parts[0], parts[1])]
+                losses = [loss_fn(o, r) for o, r in zip(outs, parts[2])]
+            autograd.backward(losses)
+            trainer.step(batch_size)
+            for o, r in zip(outs, parts[2]):
+                err = o.clip(MIN_RATING, MAX_RATING) - r
+                sq_sum += (err * err).sum().as_in_context(ctx[0])
+            if hps["log_interval"] and (i + 1) % hps["log_interval"] == 0:
+                seen = (i + 1) * batch_size
+                logger.info(
+                    "epoch %d batch %d/%d rmse %.4f samples/s %.0f",
+                    epoch,
+                    i + 1,
+                    num_batches,
+                    (sq_sum.asscalar() / seen) ** 0.5,
+                    seen / (time.time() - tic),
+                )
+        seen = num_batches * batch_size
+        train_rmse = float(sq_sum.asscalar() / seen) ** 0.5
+        seconds = time.time() - tic
+        values = {"train_rmse": train_rmse, "validation_rmse": rmse(net, test_data, ctx)}
+        values.update(samples_per_sec=seen / seconds, epoch_seconds=seconds)
+        log.log(epoch, **values)
+        if checkpoint_dir:
+            checkpoints.save(checkpoint_dir, epoch, net, trainer)
+    if log.history:
+        log.finish(**{k: v for k, v in log.history[-1].items() if k != "epoch"})
+    return net
+
+
+# ---------------------------------------------------------------- save / load
+
+
+def save(net, model_dir):
+    """Writes the model :func:`model_fn` loads.
+
+    Files: ``model-symbol.json`` and ``model-0000.params`` (the exported net; its
+    inputs ``data0``/``data1`` are float32 user and item rows), ``model-shapes.json``
+    and ``model-catalog.json`` (id maps, titles, items seen per user). They are
+    written to a temporary directory first and moved in, so a failure leaves no
+    half-written model.
+
+    Args:
+        net (MatrixFactorization): a trained, hybridized net with its ``catalog``.
+        model_dir (str): destination directory.
+    """
+    os.makedirs(model_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-model-", dir=model_dir)
+    try:
+        net(mx.nd.zeros((1,)), mx.nd.zeros((1,)))  # the export needs a cached graph
+        net.export(os.path.join(tmp, "model"), epoch=0)
+        metrics.write_json_atomic(
+            os.path.join(tmp, "model-shapes.json"), [{"name": "data0", "shape": [1]}, {"name": "data1", "shape": [1]}]
+        )
+        metrics.write_json_atomic(os.path.join(tmp, CATALOG_FILE), net.catalog.to_json())
+        for name in MODEL_FILES:
+            os.replace(os.path.join(tmp, name), os.path.join(model_dir, name))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def model_fn(model_dir):
+    """Loads the saved net and its catalog for serving (the inference toolkit calls this once per worker).
+
+    Args:
+        model_dir (str): the directory :func:`save` wrote.
+
+    Returns:
+        mxnet.gluon.SymbolBlock: with the :class:`Catalog` as ``net.catalog``.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Cannot decide type")
+        net = gluon.SymbolBlock.imports(
+            os.path.join(model_dir, "model-symbol.json"),
+            ["data0", "data1"],
+            os.path.join(model_dir, "model-0000.params"),
+            ctx=mx.cpu(),
+        )
+    net.hybridize(static_alloc=True)
+    with open(os.path.join(model_dir, CATALOG_FILE)) as f:
+        net.catalog = Catalog.from_json(json.load(f))
+    return net
+
+
+# ---------------------------------------------------------------- serving
+
+
+def _id(obj, key, index, what):
+    """The embedding row of ``obj[key]``, or a RequestError naming the bad id."""
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise serving.RequestError("%r must be an integer %s id, got %s" % (key, what, json.dumps(value)))
+    if value not in index:
+        raise serving.RequestError("unknown %s %d: the model knows %d %ss" % (key, value, len(index), what))
+    return index[value]
+
+
+def _parse_request(data, content_type, catalog):
+    """Decodes a request into ("pairs", user rows, item rows) or ("top_k", user row, k)."""
+    ctype, _ = serving.media_type(content_type)
+    if ctype != "application/json":
+        raise serving.RequestError("unsupported content type %r: send application/json" % content_type, 415)
+    payload = serving.decode_json(data)
+    if isinstance(payload, dict) and "top_k" in payload:
+        unknown = set(payload) - {"user_id", "top_k"}
+        if unknown:
+            raise serving.RequestError(
+                'a top-k request is {"user_id": 196, "top_k": 10}; got keys %s' % sorted(payload)
+            )
+        k = payload["top_k"]
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_TOP_K:
+            raise serving.RequestError("top_k must be an integer in 1..%d, got %s" % (MAX_TOP_K, json.dumps(k)))
+        return "top_k", _id(payload, "user_id", catalog.user_index, "user"), k
+    pairs = payload if isinstance(payload, list) else [payload]
+    if not pairs:
+        raise serving.RequestError("the request holds no (user_id, item_id) pair")
+    users, items = [], []
+    for pair in pairs:
+        if not isinstance(pair, dict) or set(pair) != {"user_id", "item_id"}:
+            raise serving.RequestError(
+                'expected {"user_id": 196, "item_id": 242}, a list of such pairs, or {"user_id": 196, "top_k": 10}; '
+                "got %s" % json.dumps(pair)[:200]
+            )
+        users.append(_id(pair, "user_id", catalog.user_index, "user"))
+        items.append(_id(pair, "item_id", catalog.item_index, "item"))
+    return "pairs", users, items
+
+
+def transform_fn(net, data, input_content_type, output_content_type):
+    """Predicts ratings of (user, item) pairs, or recommends a user's top-k unrated items.
+
+    Args:
+        net: the net from :func:`model_fn` (or the trained net in a notebook), with ``net.catalog``.
+        data (bytes or str): the request body.
+        input_content_type (str): application/json.
+        output_content_type (str): application/json.
+
+    Returns:
+        tuple(str, str): the JSON answer and its content type.
+
+    Raises:
+        smgluon.serving.RequestError: a client error (4xx) naming the problem.
+    """
+    catalog = net.catalog
+    accept, _ = serving.media_type(output_content_type or "application/json")
+    if accept not in ("application/json", "*/*"):
+        raise serving.RequestError("unsupported accept type %r: this model answers application/json" % accept, 406)
+    kind, first, second = _parse_request(data, input_content_type, catalog)
+    if kind == "pairs":
+        scores = predict(net, mx.nd.array(first), mx.nd.array(second), [mx.cpu()]).asnumpy()
+        return json.dumps({"predictions": np.round(scores.astype(np.float64), 4).tolist()}), "application/json"
+    user, k = first, second
+    num_items = len(catalog.item_ids)
+    scores = predict(net, mx.nd.full((num_items,), user), mx.nd.arange(num_items), [mx.cpu()]).asnumpy()
+    scores[catalog.seen[user]] = -np.inf
+    best = [i for i in np.argsort(-scores, kind="stable")[:k].tolist() if np.isfinite(scores[i])]
+    answer = {
+        "user_id": catalog.user_ids[user],
+        "recommendations": [
+            {"item_id": catalog.item_ids[i], "title": catalog.titles[i], "score": round(float(scores[i]), 4)}
+            for i in best
+        ],
+    }
+    return json.dumps(answer), "application/json"
+
+
+# ---------------------------------------------------------------- script mode
+
+
+def parse_args(argv=None):
+    """Parses script-mode arguments: the hyperparameters plus optional data and model paths.
+
+    Returns:
+        tuple(dict, argparse.Namespace): hyperparameters and paths.
+    """
+    parser = HYPERPARAMETERS.parser(prog="movielens_mf.py")
+    paths = parser.add_argument_group("paths (default: SageMaker's SM_* variables, else ./opt_ml)")
+    for name in ("train", "training"):
+        paths.add_argument("--%s-dir" % name, "--%s_dir" % name, dest=name, help="the %r channel's directory" % name)
+    paths.add_argument("--model-dir", "--model_dir", dest="model_dir", help="where the model is saved")
+    return HYPERPARAMETERS.parse_args(argv, parser)
+
+
+def main(argv=None):
+    """Script-mode entry: parse arguments (before reading any data), train, save on the first host."""
+    hps, paths = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    env = training_env()
+    channel_dirs = dict(env.channels)
+    channel_dirs.update({k: getattr(paths, k) for k in ("train", "training") if getattr(paths, k)})
+    net = train(
+        channel_dirs,
+        hps,
+        env.hosts,
+        env.num_gpus,
+        current_host=env.current_host,
+        output_data_dir=env.output_data_dir,
+        checkpoint_dir=env.checkpoint_dir,
+    )
+    if kvstore.is_saving_host(env.hosts, env.current_host):
+        save(net, paths.model_dir or env.model_dir)
+    return net
+
+
+if __name__ == "__main__":
+    failure.run(main)
