@@ -57,7 +57,7 @@ HYPERPARAMETERS = Hyperparameters(
     [
         HP("batch_size", int, 100, "mini-batch size per worker", min=1, max=60000, tune=[32, 64, 100, 128, 256]),
         HP("epochs", int, 10, "passes over the training data", min=1, max=1000),
-        HP("learning_rate", float, 0.1, "learning rate", min=0.0, max=10.0, tune=(0.001, 0.5, "Logarithmic")),
+        HP("learning_rate", float, 0.1, "learning rate", min=1e-6, max=10.0, tune=(0.001, 0.5, "Logarithmic")),
         HP("momentum", float, 0.9, "momentum (sgd and nag)", min=0.0, max=0.999, tune=(0.0, 0.99)),
         HP(
             "optimizer", str, "sgd", "optimizer", choices=["sgd", "nag", "adam", "rmsprop"], tune=["sgd", "nag", "adam"]

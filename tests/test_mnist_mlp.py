@@ -263,3 +263,9 @@ def test_default_mxnet_handler_loads_the_saved_model(trained, images, tmp_path):
         json.loads(handler.default_output_fn(handler.default_predict_fn(batch, module), "application/json"))
     )
     assert scores.argmax(axis=1).tolist() == expected_classes(trained, images)
+
+
+def test_readme_documents_the_current_hyperparameters():
+    readme = open(os.path.join(os.path.dirname(ENTRY_POINTS), "README.md")).read()
+    section = readme.split("<!-- hyperparameters:mnist_mlp -->\n")[1].split("\n<!-- /hyperparameters:mnist_mlp -->")[0]
+    assert section == mnist_mlp.HYPERPARAMETERS.markdown_table()

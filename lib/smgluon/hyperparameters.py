@@ -333,9 +333,17 @@ class Hyperparameters:
         for p in self:
             rows.append(
                 "| `%s` | %s | `%s` | %s | %s | %s |"
-                % (p.name, p.type.__name__, json.dumps(p.default), p.allowed(), p.tune if p.tune else "", p.help)
+                % (p.name, p.type.__name__, json.dumps(p.default), p.allowed(), _describe_tune(p.tune), p.help)
             )
         return "\n".join(rows)
+
+
+def _describe_tune(tune):
+    if tune is None:
+        return ""
+    if isinstance(tune, list):
+        return ", ".join(json.dumps(v) for v in tune)
+    return "%s to %s (%s)" % tune
 
 
 class _Parser(argparse.ArgumentParser):
