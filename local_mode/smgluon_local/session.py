@@ -24,6 +24,7 @@ import os
 import sys
 
 import boto3
+import botocore.session
 from sagemaker.config import load_sagemaker_config
 from sagemaker.local.local_session import LocalSession
 from sagemaker.session import _check_job_status
@@ -58,6 +59,20 @@ class _BotoSession(boto3.Session):
         return super().resource(service_name, *args, **kwargs)
 
 
+def _botocore_session(instance_metadata):
+    """A botocore session; without ``instance_metadata`` it never probes the EC2/ECS
+    metadata endpoints for credentials (a network call, and a slow one off EC2)."""
+    session = botocore.session.Session()
+    if not instance_metadata:
+        resolver = session.get_component("credential_provider")
+        for name in ("iam-role", "container-role"):
+            try:
+                resolver.remove(name)
+            except Exception:  # provider missing in this botocore version
+                pass
+    return session
+
+
 def _opted_out(config):
     config = copy.deepcopy(config) if config else {}
     config.setdefault("SchemaVersion", "1.0")
@@ -82,18 +97,26 @@ class ProcessSession(LocalSession):
             False for silence). The log is always kept in the job directory.
         serving_port (int): Fixed port for endpoints (default: the SDK's
             ``local.serving_port`` config, else a free port per endpoint).
+        instance_metadata (bool): Let boto3 look for credentials in the EC2/ECS
+            metadata service (default False: credentials come from the environment and
+            ~/.aws only, and no request leaves the machine). Unless this is True, an
+            unset ``boto3.DEFAULT_SESSION`` is set to such a session too, because the
+            SDK's estimator constructor creates a boto3 client from it.
     """
 
     def __init__(self, root_dir=None, region_name=None, boto_session=None, default_bucket=LOCAL_BUCKET,
-                 sagemaker_config=None, log_stream=None, serving_port=None):
+                 sagemaker_config=None, log_stream=None, serving_port=None, instance_metadata=False):
         self.root_dir = os.path.abspath(root_dir or default_root_dir())
         os.makedirs(self.root_dir, exist_ok=True)
         self.local_s3 = LocalS3(os.path.join(self.root_dir, "s3"), [default_bucket])
         self.log_stream = log_stream
         self._serving_port = serving_port
+        if not instance_metadata and boto3.DEFAULT_SESSION is None:
+            boto3.DEFAULT_SESSION = boto3.Session(botocore_session=_botocore_session(False))
         if boto_session is None:
-            region = region_name or boto3.Session().region_name or DEFAULT_REGION
-            boto_session = _BotoSession(region_name=region)
+            core = _botocore_session(instance_metadata)
+            region = region_name or core.get_config_variable("region") or DEFAULT_REGION
+            boto_session = _BotoSession(botocore_session=core, region_name=region)
         else:
             # Share the caller's credentials and region, with S3 served from disk for our bucket.
             boto_session = _BotoSession(botocore_session=boto_session._session,

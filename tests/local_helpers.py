@@ -1,0 +1,57 @@
+"""Helpers for the local-mode tests: estimator factory, process checks, no-network guard."""
+
+import os
+import socket
+
+import psutil
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(REPO, "tests", "local_mode_fixtures")
+ROLE = "arn:aws:iam::111111111111:role/any"
+
+
+def mxnet_estimator(session, entry_point, source_dir=FIXTURES, dependencies=None, **kwargs):
+    """An SDK MXNet estimator for local mode, as a user would write it."""
+    from sagemaker.mxnet import MXNet
+
+    return MXNet(entry_point=entry_point, source_dir=source_dir, dependencies=dependencies or [],
+                 role=ROLE, instance_count=1, instance_type="local", framework_version="1.9.0",
+                 py_version="py38", sagemaker_session=session, **kwargs)
+
+
+def live_processes_under(path):
+    """Non-zombie processes whose command line mentions ``path`` (or its temp dirs)."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmd = " ".join(proc.info["cmdline"] or [])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if path in cmd and proc.pid != os.getpid():
+            found.append((proc.pid, cmd[:200]))
+    return found
+
+
+class NoInternet:
+    """Context manager: any connect() to a non-loopback address raises."""
+
+    def __enter__(self):
+        self._orig = socket.socket.connect
+        attempts = self.attempts = []
+
+        def guarded(sock, address, *args):
+            host = address[0] if isinstance(address, tuple) else address
+            if isinstance(host, str) and not (host.startswith("127.") or host in ("localhost", "::1")
+                                              or sock.family == socket.AF_UNIX):
+                attempts.append(address)
+                raise OSError("network access blocked in tests: %r" % (address,))
+            return self._orig(sock, address, *args)
+
+        socket.socket.connect = guarded
+        return self
+
+    def __exit__(self, *exc):
+        socket.socket.connect = self._orig
+        return False
