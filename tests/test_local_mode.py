@@ -168,3 +168,62 @@ def test_fixture_dir_is_importable_without_side_effects():
     for name in ("plain_mlp", "dump_env", "failing"):
         spec = importlib.util.spec_from_file_location(name, os.path.join(FIXTURES, name + ".py"))
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+def test_cli_parses_hyperparameters_with_json_types():
+    from smgluon_local.cli import CliError, parse_hyperparameters
+
+    assert parse_hyperparameters(["epochs=2", "learning_rate=0.1", "optimizer=adam", "flag=true", "s=a=b"]) == {
+        "epochs": 2, "learning_rate": 0.1, "optimizer": "adam", "flag": True, "s": "a=b"}
+    with pytest.raises(CliError, match="KEY=VALUE"):
+        parse_hyperparameters(["epochs"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "nmist_mlp", "--train", "."], "unknown workload 'nmist_mlp'. Did you mean 'mnist_mlp'"),
+    (["train", "mnist_mlp"], "no data: pass --train DIR"),
+    (["train", "mnist_mlp", "--train", "/nonexistent"], "--train /nonexistent: no such directory"),
+    (["train", "mnist_mlp", "--train", ".", "--hp", "epochs"], "expected KEY=VALUE"),
+    (["serve", "/nonexistent/model.tar.gz"], "no such file"),
+    (["predict", "--endpoint", "http://127.0.0.1:9", "/nonexistent.json"], "no such file"),
+])
+def test_cli_bad_input_is_one_clear_line(argv, message, capsys):
+    from local_helpers import REPO
+
+    from smgluon_local.cli import main
+
+    assert main(argv + (["--entry-points", os.path.join(REPO, "entry_points")] if argv[0] == "train" else [])) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("smgluon: error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_cli_predict_unreachable_endpoint(tmp_path, capsys):
+    from smgluon_local.cli import main
+
+    body = tmp_path / "x.json"
+    body.write_text("[0]")
+    port = endpoint_mod.free_port()
+    assert main(["predict", "--endpoint", "http://127.0.0.1:%d" % port, str(body)]) == 1
+    assert "is `smgluon serve` running?" in capsys.readouterr().err
+
+
+def test_cli_serve_refuses_unsafe_model_archive(tmp_path, capsys):
+    from smgluon_local.cli import main
+
+    archive = _tar(str(tmp_path / "model.tar.gz"), [("code/evil.py", "file", ""), ("../escape", "file", "x")])
+    assert main(["serve", archive, "--root", str(tmp_path / "root")]) == 1
+    # Refused either by the SDK's repack (tarfile's data filter) or by our extraction.
+    err = capsys.readouterr().err
+    assert "'..'" in err or "outside the destination" in err
+    assert not (tmp_path / "escape").exists()
+
+
+def test_model_server_refuses_unsafe_archive_and_cleans_up(tmp_path):
+    archive = _tar(str(tmp_path / "model.tar.gz"), [("model-symbol.json", "file", "{}"),
+                                                     ("code/../../x.py", "file", "")])
+    server = endpoint_mod.ModelServer(str(tmp_path / "ep"), archive, {})
+    with pytest.raises(UnsafeTarError):
+        server.start()
+    assert not (tmp_path / "ep").exists() and not (tmp_path / "x.py").exists()
+    assert server.process is None

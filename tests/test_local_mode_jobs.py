@@ -189,3 +189,44 @@ def test_mnist_mlp_fit_deploy_predict_and_bring_your_own_model(session, mnist_sm
     finally:
         predictor.delete_endpoint()
     assert live_processes_under(session.root_dir) == []
+
+
+def test_cli_train_serve_predict(tmp_path, mnist_small_dirs, capsys):
+    """`smgluon train`, then `smgluon serve` in its own process, `smgluon predict`, Ctrl-C."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from smgluon_local.cli import main
+
+    root, out = str(tmp_path / "root"), str(tmp_path / "out")
+    entry_points = os.path.join(REPO, "entry_points")
+    assert main(["train", "mnist_mlp", "--hp", "epochs=1", "--hp", "max_train_samples=1000",
+                 "--train", mnist_small_dirs["train"], "--test", mnist_small_dirs["test"],
+                 "--output", out, "--root", root, "--entry-points", entry_points]) == 0
+    stdout = capsys.readouterr().out
+    model = stdout.strip().splitlines()[-1].split("model: ")[1]
+    assert os.path.isfile(model) and model.startswith(out)
+    assert "validation_accuracy = " in stdout
+
+    serve = subprocess.Popen([sys.executable, "-m", "smgluon_local.cli", "serve", model, "--workload", "mnist_mlp",
+                              "--root", root, "--entry-points", entry_points],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 120
+        while url is None and time.monotonic() < deadline:
+            line = serve.stdout.readline()
+            assert line or serve.poll() is None, "smgluon serve exited early"
+            if line.startswith("serving at "):
+                url = line.split()[2]
+        assert url, "smgluon serve did not come up"
+        x, _ = _images(mnist_small_dirs, 4)
+        np.save(str(tmp_path / "four.npy"), x.reshape(4, 784).astype("float32"))
+        assert main(["predict", "--endpoint", url, str(tmp_path / "four.npy")]) == 0
+        assert len(json.loads(capsys.readouterr().out)["predictions"]) == 4
+    finally:
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(timeout=60) == 0
+    assert live_processes_under(root) == []

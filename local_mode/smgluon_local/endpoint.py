@@ -271,7 +271,11 @@ class ModelServer:
         if self.requested_port is not None and not port_is_free(self.requested_port):
             raise ModelServerError("port %d is in use; pick another with --port, or leave it unset to "
                                    "use a free port" % self.requested_port)
-        self._prepare()
+        try:
+            self._prepare()
+        except BaseException:
+            shutil.rmtree(self.endpoint_dir, ignore_errors=True)  # leave nothing half-written
+            raise
         self._tmp = tempfile.mkdtemp(prefix="smgl-")
         attempts = 1 if self.requested_port is not None else 3
         try:
