@@ -74,13 +74,14 @@ HYPERPARAMETERS = Hyperparameters(
         HP("batch_size", int, 256, "mini-batch size per worker", min=1, max=100000, tune=[64, 128, 256, 512, 1024]),
         HP("epochs", int, 20, "passes over the training ratings", min=1, max=1000),
         HP("learning_rate", float, 0.002, "learning rate", min=0.0, max=10.0, tune=(0.0001, 0.1, "Logarithmic")),
+        HP("lr_decay", float, 1.0, "learning rate factor applied after every epoch", min=0.0, max=1.0, tune=(0.5, 1.0)),
         HP("momentum", float, 0.9, "momentum (sgd and nag)", min=0.0, max=0.999),
         HP(
             "optimizer",
             str,
             "adam",
             "optimizer",
-            choices=["sgd", "nag", "adam", "rmsprop", "adagrad"],
+            choices=["sgd", "nag", "adam", "rmsprop"],
             tune=["sgd", "adam"],
         ),
         HP(
@@ -92,6 +93,16 @@ HYPERPARAMETERS = Hyperparameters(
             max=10.0,
             tune=(1e-4, 1.0, "Logarithmic"),
         ),
+        HP(
+            "factor_reg",
+            float,
+            0.0,
+            "L2 penalty on a rating's user and item factors, added to its loss (Funk-SVD style regularisation)",
+            min=0.0,
+            max=10.0,
+            tune=(0.001, 1.0, "Logarithmic"),
+        ),
+        HP("bias_reg", float, 0.0, "L2 penalty on a rating's user and item biases (biased)", min=0.0, max=10.0),
         HP(
             "sparse_grad",
             bool,
@@ -167,6 +178,13 @@ class MatrixFactorization(gluon.HybridBlock):
                 score + F.reshape(self.user_bias(user), (-1,)) + F.reshape(self.item_bias(item), (-1,)), global_mean
             )
         return score
+
+    def penalty(self, user, item, factor_reg, bias_reg):
+        """Per-rating L2 penalty: 0.5 * (factor_reg * (|p_u|² + |q_i|²) + bias_reg * (b_u² + b_i²))."""
+        total = 0.5 * factor_reg * ((self.user(user) ** 2).sum(axis=1) + (self.item(item) ** 2).sum(axis=1))
+        if self.model == "biased" and bias_reg:
+            total = total + 0.5 * bias_reg * (self.user_bias(user) ** 2 + self.item_bias(item) ** 2).reshape((-1,))
+        return total
 
 
 def build_net(hps, num_users, num_items, global_mean, ctx):
@@ -387,6 +405,7 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     rng = np.random.RandomState(hps["seed"] + kv.rank)
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
+        trainer.set_learning_rate(hps["learning_rate"] * hps["lr_decay"] ** (epoch - 1))
         order = mx.nd.array(rng.permutation(len(train_data[0])), dtype=np.int64)
         users, items, ratings = (a.take(order) for a in train_data)
         # The running sum stays on the device; reading it forces a sync, so only at log points.
@@ -401,6 +420,11 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
             with autograd.record():
                 outs = [net(u, it) for u, it in zip(parts[0], parts[1])]
                 losses = [loss_fn(o, r) for o, r in zip(outs, parts[2])]
+                if hps["factor_reg"] or hps["bias_reg"]:
+                    losses = [
+                        loss + net.penalty(u, it, hps["factor_reg"], hps["bias_reg"])
+                        for loss, u, it in zip(losses, parts[0], parts[1])
+                    ]
             autograd.backward(losses)
             trainer.step(batch_size)
             for o, r in zip(outs, parts[2]):
