@@ -230,3 +230,21 @@ def test_cli_train_serve_predict(tmp_path, mnist_small_dirs, capsys):
         serve.send_signal(signal.SIGINT)
         assert serve.wait(timeout=60) == 0
     assert live_processes_under(root) == []
+
+
+def test_model_fn_error_is_reported_at_deploy_and_predict(session, mnist_small_dirs, caplog):
+    """As on SageMaker the endpoint goes InService; the load error is logged and every request fails."""
+    from botocore.exceptions import ClientError
+
+    est = mxnet_estimator(session, "broken_model.py")
+    est.fit({"train": "file://" + mnist_small_dirs["train"]})
+    with caplog.at_level("WARNING", logger="smgluon_local.endpoint"):
+        predictor = est.deploy(initial_instance_count=1, instance_type="local")
+    try:
+        assert "broken_model: cannot load" in caplog.text
+        with pytest.raises(ClientError, match="ModelError") as info:
+            predictor.predict([[0.0] * 784])
+        assert "(503)" in str(info.value)  # MMS's own answer; the reason is in the deploy warning
+    finally:
+        predictor.delete_endpoint()
+    assert live_processes_under(session.root_dir) == []

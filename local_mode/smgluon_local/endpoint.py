@@ -151,6 +151,7 @@ class ModelServer:
         self.startup_timeout = startup_timeout
         self.port = None
         self.process = None
+        self.load_error = None
         self._tmp = None
         self.model_dir = os.path.join(self.endpoint_dir, "model")
         self.log_path = os.path.join(self.endpoint_dir, "mms.log")
@@ -230,16 +231,28 @@ class ModelServer:
 
     def _healthy(self):
         # /ping answers 200 as soon as the frontend is up, before any worker has loaded the
-        # model; ask the management API for a READY worker as well.
+        # model (requests would queue behind the load), so also wait for a worker's
+        # "Model model loaded" line.
         try:
             with urllib.request.urlopen(self.url + "/ping", timeout=2) as r:
                 if r.status != 200:
                     return False
-            url = "http://127.0.0.1:%d/models/model" % self.management_port
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return b'"READY"' in r.read()
         except (urllib.error.URLError, OSError):
             return False
+        return "Model model loaded io_fd" in self._log_tail(10000)
+
+    def _warn_about_load_errors(self):
+        # The SageMaker handler service swallows errors from model_fn at load time and
+        # answers every request with them; the endpoint still goes InService, as on
+        # SageMaker. Say so now rather than at the first predict().
+        lines = self._log_tail(10000).splitlines()
+        end = next(i for i, line in enumerate(lines) if "Model model loaded io_fd" in line)
+        start = next((i for i in range(end, -1, -1) if "Traceback (most recent call last)" in lines[i]), None)
+        if start is not None:
+            detail = "\n".join(line.split(" - ", 1)[-1] for line in lines[start:end] if "-stdout " in line)
+            logger.warning("The model server loaded the model with an error; every request will fail "
+                           "(log %s):\n%s", self.log_path, detail)
+            self.load_error = detail
 
     def _log_tail(self, lines=30):
         try:
@@ -285,6 +298,7 @@ class ModelServer:
                 last_note = time.monotonic()
                 while time.monotonic() < deadline:
                     if self._healthy():
+                        self._warn_about_load_errors()
                         return self
                     if self.process.poll() is not None:
                         break
