@@ -41,7 +41,7 @@ def test_local_fallbacks_need_no_variables(tmp_path, monkeypatch):
 def test_local_root_channels_are_discovered(tmp_path):
     for name in ("train", "test"):
         (tmp_path / "input" / "data" / name).mkdir(parents=True)
-    env = training_env({"SMGLUON_LOCAL_ROOT": str(tmp_path)})
+    env = training_env({"SMGLUON_OPT_ML": str(tmp_path)})
     assert env.channels == {n: str(tmp_path / "input" / "data" / n) for n in ("train", "test")}
     assert env.model_dir == str(tmp_path / "model")
 

@@ -3,7 +3,7 @@
 Inside a SageMaker training container the toolkit sets ``SM_MODEL_DIR``,
 ``SM_CHANNEL_<NAME>``, ``SM_HOSTS`` and friends. Outside one (a notebook, a
 laptop, a test) none of them exist, so every value falls back to a path under a
-local root that mirrors ``/opt/ml``: ``$SMGLUON_LOCAL_ROOT``, else
+local root that mirrors ``/opt/ml``: ``$SMGLUON_OPT_ML``, else
 ``./opt_ml`` under the current directory. Nothing here is read at import time.
 """
 
@@ -62,7 +62,7 @@ class TrainingEnv:
 
 
 def _local_root(environ):
-    return environ.get("SMGLUON_LOCAL_ROOT") or os.path.join(os.getcwd(), "opt_ml")
+    return environ.get("SMGLUON_OPT_ML") or os.path.join(os.getcwd(), "opt_ml")
 
 
 def _channels(environ, root):
