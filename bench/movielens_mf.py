@@ -31,11 +31,12 @@ RESULTS = os.path.join(REPO, "bench", "results", "movielens_mf.md")
 
 # name → hyperparameters (the rest are the entry point's defaults); the first rows are the anchors' models.
 CONFIGS = [
-    ("linear", {"model": "linear", "num_factors": 64, "epochs": 15, "weight_decay": 1e-4, "init_scale": 0.1}),
-    ("mlp", {"model": "mlp", "num_factors": 64, "hidden": 64, "epochs": 15, "weight_decay": 1e-4, "init_scale": 0.1}),
-    ("biased-dense", {"model": "biased", "sparse_grad": False, "weight_decay": 1e-4, "epochs": 10}),
-    ("biased-sparse", {"model": "biased", "sparse_grad": True, "weight_decay": 5e-4, "epochs": 12}),
-    ("biased-best", {}),  # the entry point's defaults
+    ("linear", {"model": "linear", "num_factors": 64, "epochs": 15, "weight_decay": 1e-4, "lr_decay": 1.0}),
+    ("mlp", {"model": "mlp", "num_factors": 64, "hidden": 64, "epochs": 15, "weight_decay": 1e-4, "lr_decay": 1.0}),
+    ("biased-dense", {"model": "biased", "sparse_grad": False, "weight_decay": 1e-4, "lr_decay": 0.93}),
+    ("biased-dense-wd5e-4", {"model": "biased", "sparse_grad": False}),
+    ("biased", {"model": "biased"}),  # the entry point's defaults
+    ("svdpp", {"model": "svdpp"}),  # the defaults with SVD++'s implicit feedback
 ]
 
 

@@ -7,7 +7,17 @@ Three models (hyperparameter ``model``):
 * ``mlp``: each embedding goes through ReLU and a Dense layer before the dot
   product (MXNet's ``get_one_layer_mlp``);
 * ``biased``: global mean + user bias + item bias + dot product (biased MF,
-  "SVD" in Surprise); the best of the three on u1.test.
+  "SVD" in Surprise); the default, and the best of the three on u1.test;
+* ``svdpp``: ``biased`` whose user vector also sums factors of the items the
+  user rated in training (SVD++ with the training ratings as implicit
+  feedback); the best on u1.test (see bench/results/movielens_mf.md).
+
+Regularisation: ``weight_decay`` on the factors (the biases are decayed by
+``bias_wd_mult`` times that, default 0). With ``sparse_grad`` (default) the
+embedding gradients are row_sparse and Adam updates lazily: a row is updated,
+and decayed, only when it occurs in a batch, so the decay acts per occurrence,
+as in Funk's SGD. ``factor_reg``/``bias_reg`` add that penalty to the loss
+instead (slower: the lookups run twice).
 
 Three ways to run it:
 
@@ -58,6 +68,7 @@ from smgluon.hyperparameters import Hyperparameters
 logger = logging.getLogger(__name__)
 
 MIN_RATING, MAX_RATING = 1.0, 5.0
+BIASED = ("biased", "svdpp")  # the models with global mean and biases
 SPLITS = {"u1": ("u1.base", "u1.test"), "ua": ("ua.base", "ua.test"), "random": ("u.data", None)}
 RANDOM_TEST_FRACTION = 0.2
 EVAL_BATCH = 50000  # evaluation runs in a few large batches: fewer Python calls
@@ -67,14 +78,20 @@ MODEL_FILES = ("model-symbol.json", "model-0000.params", "model-shapes.json", CA
 
 HYPERPARAMETERS = Hyperparameters(
     [
-        HP("model", str, "biased", "linear, mlp or biased MF", choices=["linear", "mlp", "biased"], tune=None),
+        HP(
+            "model",
+            str,
+            "biased",
+            "linear, mlp, biased MF, or svdpp (biased MF + the items the user rated, as in SVD++)",
+            choices=["linear", "mlp", "biased", "svdpp"],
+        ),
         HP("split", str, "u1", "u1, ua (GroupLens files) or random (seeded 80/20 of u.data)", choices=list(SPLITS)),
-        HP("num_factors", int, 64, "embedding size k", min=1, max=1024, tune=[16, 32, 64, 128]),
+        HP("num_factors", int, 32, "embedding size k", min=1, max=1024, tune=[16, 32, 64, 128]),
         HP("hidden", int, 64, "units of the Dense layer after each embedding (mlp)", min=1, max=4096),
         HP("batch_size", int, 256, "mini-batch size per worker", min=1, max=100000, tune=[64, 128, 256, 512, 1024]),
-        HP("epochs", int, 20, "passes over the training ratings", min=1, max=1000),
-        HP("learning_rate", float, 0.002, "learning rate", min=0.0, max=10.0, tune=(0.0001, 0.1, "Logarithmic")),
-        HP("lr_decay", float, 1.0, "learning rate factor applied after every epoch", min=0.0, max=1.0, tune=(0.5, 1.0)),
+        HP("epochs", int, 25, "passes over the training ratings", min=1, max=1000),
+        HP("learning_rate", float, 0.003, "learning rate", min=0.0, max=10.0, tune=(0.0001, 0.1, "Logarithmic")),
+        HP("lr_decay", float, 0.9, "learning rate factor applied after every epoch", min=0.0, max=1.0, tune=(0.5, 1.0)),
         HP("momentum", float, 0.9, "momentum (sgd and nag)", min=0.0, max=0.999),
         HP(
             "optimizer",
@@ -87,7 +104,7 @@ HYPERPARAMETERS = Hyperparameters(
         HP(
             "weight_decay",
             float,
-            0.05,
+            5e-4,
             "L2 regularisation of the embeddings and biases (wd)",
             min=0.0,
             max=10.0,
@@ -101,6 +118,15 @@ HYPERPARAMETERS = Hyperparameters(
             min=0.0,
             max=10.0,
             tune=(0.001, 1.0, "Logarithmic"),
+        ),
+        HP(
+            "bias_wd_mult",
+            float,
+            0.0,
+            "weight_decay multiplier for the user and item biases (biased; 0: biases are not decayed)",
+            min=0.0,
+            max=10.0,
+            tune=(0.0, 1.0),
         ),
         HP("bias_reg", float, 0.0, "L2 penalty on a rating's user and item biases (biased)", min=0.0, max=10.0),
         HP(
@@ -158,7 +184,7 @@ class MatrixFactorization(gluon.HybridBlock):
             if model == "mlp":
                 self.user_dense = nn.Dense(hidden, flatten=False)
                 self.item_dense = nn.Dense(hidden, flatten=False)
-            if model == "biased":
+            if model in BIASED:
                 zeros = mx.init.Zero()
                 self.user_bias = nn.Embedding(num_users, 1, weight_initializer=zeros, sparse_grad=sparse_grad)
                 self.item_bias = nn.Embedding(num_items, 1, weight_initializer=zeros, sparse_grad=sparse_grad)
@@ -166,14 +192,23 @@ class MatrixFactorization(gluon.HybridBlock):
                 self.global_mean = self.params.get(
                     "global_mean", shape=(1,), init=mx.init.Constant(global_mean), wd_mult=0.0
                 )
+            if model == "svdpp":
+                # SVD++: a user is p_u + |N(u)|^-1/2 * sum of y_j over the items j the user rated in training;
+                # `rated` holds those weights (a constant, set by build_net) so the exported model carries them
+                self.implicit = self.params.get("implicit", shape=(num_items, num_factors), init=init)
+                self.rated = self.params.get(
+                    "rated", shape=(num_users, num_items), init=mx.init.Zero(), grad_req="null", differentiable=False
+                )
 
-    def hybrid_forward(self, F, user, item, global_mean=None):
+    def hybrid_forward(self, F, user, item, global_mean=None, implicit=None, rated=None):
         u, i = self.user(user), self.item(item)
+        if self.model == "svdpp":
+            u = u + F.dot(F.take(rated, user), implicit)
         if self.model == "mlp":
             u = self.user_dense(F.relu(u))
             i = self.item_dense(F.relu(i))
         score = F.sum(u * i, axis=1)
-        if self.model == "biased":
+        if self.model in BIASED:
             score = F.broadcast_add(
                 score + F.reshape(self.user_bias(user), (-1,)) + F.reshape(self.item_bias(item), (-1,)), global_mean
             )
@@ -182,12 +217,20 @@ class MatrixFactorization(gluon.HybridBlock):
     def penalty(self, user, item, factor_reg, bias_reg):
         """Per-rating L2 penalty: 0.5 * (factor_reg * (|p_u|² + |q_i|²) + bias_reg * (b_u² + b_i²))."""
         total = 0.5 * factor_reg * ((self.user(user) ** 2).sum(axis=1) + (self.item(item) ** 2).sum(axis=1))
-        if self.model == "biased" and bias_reg:
+        if self.model in BIASED and bias_reg:
             total = total + 0.5 * bias_reg * (self.user_bias(user) ** 2 + self.item_bias(item) ** 2).reshape((-1,))
         return total
 
 
-def build_net(hps, num_users, num_items, global_mean, ctx):
+def rated_matrix(users, items, num_users, num_items):
+    """SVD++'s implicit-feedback weights: row u is |N(u)|^-1/2 on the items u rated in training, else 0."""
+    rated = np.zeros((num_users, num_items), dtype=np.float32)
+    rated[users.astype(np.int64), items.astype(np.int64)] = 1.0
+    counts = rated.sum(axis=1, keepdims=True)
+    return rated / np.sqrt(np.maximum(counts, 1.0))
+
+
+def build_net(hps, num_users, num_items, global_mean, ctx, rated=None):
     mx.random.seed(hps["seed"])
     net = MatrixFactorization(
         hps["model"],
@@ -200,6 +243,11 @@ def build_net(hps, num_users, num_items, global_mean, ctx):
         init_scale=hps["init_scale"],
     )
     net.initialize(mx.init.Xavier(), ctx=ctx)
+    if hps["model"] == "svdpp":
+        net.rated.set_data(mx.nd.array(rated))
+    if hps["model"] in BIASED:
+        for block in (net.user_bias, net.item_bias):
+            block.weight.wd_mult = hps["bias_wd_mult"]
     net.hybridize(static_alloc=True, static_shape=True)
     return net
 
@@ -385,9 +433,13 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     kv = mx.kv.create(kv_type)
     train_data, test_data, catalog = load_data(channel_input_dirs, hps)
     global_mean = float(train_data[2].mean().asscalar())
+    rated = None
+    if hps["model"] == "svdpp":
+        users, items = train_data[0].asnumpy(), train_data[1].asnumpy()
+        rated = rated_matrix(users, items, len(catalog.user_ids), len(catalog.item_ids))
     train_data = shard(train_data, kv.rank, kv.num_workers)
 
-    net = build_net(hps, len(catalog.user_ids), len(catalog.item_ids), global_mean, ctx)
+    net = build_net(hps, len(catalog.user_ids), len(catalog.item_ids), global_mean, ctx, rated)
     net.catalog = catalog
     optimizer_params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
     if hps["optimizer"] in ("sgd", "nag"):

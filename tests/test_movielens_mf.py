@@ -98,6 +98,7 @@ def test_rmse_is_the_true_rmse_of_clipped_predictions(trained, data_dir):
         {"model": "mlp", "hidden": 16, "learning_rate": 0.05, "epochs": 2},
         {"model": "biased", "split": "ua", "sparse_grad": False, "optimizer": "sgd", "learning_rate": 0.05},
         {"model": "biased", "split": "random"},
+        {"model": "svdpp", "factor_reg": 0.05, "bias_reg": 0.01},
     ],
 )
 def test_models_and_splits_train(data_dir, tmp_path, extra):
@@ -299,6 +300,16 @@ def test_unsupported_content_types(served):
     with pytest.raises(RequestError) as info:
         movielens_mf.transform_fn(served, "{}", "application/json", "text/csv")
     assert info.value.status_code == 406
+
+
+def test_svdpp_round_trip(data_dir, tmp_path):
+    net = movielens_mf.train({"training": data_dir}, dict(FAST, epochs=1, model="svdpp"), ["local"], 0)
+    movielens_mf.save(net, str(tmp_path))
+    served = movielens_mf.model_fn(str(tmp_path))
+    assert ask(served, {"user_id": 7, "item_id": 1})["predictions"][0] == pytest.approx(
+        expected_rating(net, 7, 1), abs=1e-3
+    )
+    assert len(ask(served, {"user_id": 7, "top_k": 5})["recommendations"]) == 5
 
 
 def test_trained_net_serves_in_a_notebook(trained):
