@@ -13,7 +13,8 @@ side effects. One module per concern:
 * :mod:`smgluon.metrics` — metric lines, regexes and metrics.json;
 * :mod:`smgluon.failure` — the failure file;
 * :mod:`smgluon.checkpoints` — checkpoints to resume from;
-* :mod:`smgluon.serving` — request decoding and client errors for ``transform_fn``.
+* :mod:`smgluon.serving` — request decoding and client errors for ``transform_fn``;
+* :mod:`smgluon.script` — script-mode glue: path options, train, save on the first host.
 """
 
 __version__ = "0.1.0"
