@@ -105,10 +105,10 @@ HYPERPARAMETERS = Hyperparameters(
             "weight_decay",
             float,
             5e-4,
-            "L2 regularisation of the embeddings and biases (wd)",
+            "the optimizer's L2 weight decay of the factors (biases: times bias_wd_mult)",
             min=0.0,
             max=10.0,
-            tune=(1e-4, 1.0, "Logarithmic"),
+            tune=(1e-5, 1e-2, "Logarithmic"),
         ),
         HP(
             "factor_reg",
@@ -117,7 +117,7 @@ HYPERPARAMETERS = Hyperparameters(
             "L2 penalty on a rating's user and item factors, added to its loss (Funk-SVD style regularisation)",
             min=0.0,
             max=10.0,
-            tune=(0.001, 1.0, "Logarithmic"),
+            tune=(0.01, 0.5, "Logarithmic"),
         ),
         HP(
             "bias_wd_mult",
