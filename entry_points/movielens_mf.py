@@ -60,8 +60,7 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from smgluon import channels, checkpoints, context, failure, kvstore, metrics, serving
-from smgluon.environment import training_env
+from smgluon import channels, checkpoints, context, failure, kvstore, metrics, script, serving
 from smgluon.hyperparameters import Hyperparameter as HP
 from smgluon.hyperparameters import Hyperparameters
 
@@ -650,33 +649,13 @@ def parse_args(argv=None):
     Returns:
         tuple(dict, argparse.Namespace): hyperparameters and paths.
     """
-    parser = HYPERPARAMETERS.parser(prog="movielens_mf.py")
-    paths = parser.add_argument_group("paths (default: SageMaker's SM_* variables, else ./opt_ml)")
-    for name in ("train", "training"):
-        paths.add_argument("--%s-dir" % name, "--%s_dir" % name, dest=name, help="the %r channel's directory" % name)
-    paths.add_argument("--model-dir", "--model_dir", dest="model_dir", help="where the model is saved")
-    return HYPERPARAMETERS.parse_args(argv, parser)
+    return script.parse_args(HYPERPARAMETERS, argv, prog="movielens_mf.py", channels=("train", "training"))
 
 
 def main(argv=None):
     """Script-mode entry: parse arguments (before reading any data), train, save on the first host."""
     hps, paths = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    env = training_env()
-    channel_dirs = dict(env.channels)
-    channel_dirs.update({k: getattr(paths, k) for k in ("train", "training") if getattr(paths, k)})
-    net = train(
-        channel_dirs,
-        hps,
-        env.hosts,
-        env.num_gpus,
-        current_host=env.current_host,
-        output_data_dir=env.output_data_dir,
-        checkpoint_dir=env.checkpoint_dir,
-    )
-    if kvstore.is_saving_host(env.hosts, env.current_host):
-        save(net, paths.model_dir or env.model_dir)
-    return net
+    return script.train_and_save(train, save, hps, paths)
 
 
 if __name__ == "__main__":
