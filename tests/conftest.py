@@ -1,5 +1,6 @@
 """Shared fixtures: real MNIST slices from ../shared/data, and the entry points on sys.path."""
 
+import json
 import os
 import sys
 
@@ -12,6 +13,30 @@ MNIST_TEST = os.path.join(SHARED_DATA, "mnist-test")
 
 if ENTRY_POINTS not in sys.path:
     sys.path.insert(0, ENTRY_POINTS)
+
+
+def sagemaker_env(root, channels, hps):
+    """The variables the sagemaker-training toolkit sets, for a one-host CPU job under ``root``."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "SM_MODEL_DIR": os.path.join(root, "model"),
+            "SM_OUTPUT_DIR": os.path.join(root, "output"),
+            "SM_OUTPUT_DATA_DIR": os.path.join(root, "output", "data"),
+            "SM_CHANNELS": json.dumps(sorted(channels)),
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_CURRENT_HOST": "algo-1",
+            "SM_NUM_GPUS": "0",
+            "SM_HPS": json.dumps(hps),
+        }
+    )
+    env.update({"SM_CHANNEL_%s" % k.upper(): v for k, v in channels.items()})
+    return env
+
+
+def to_cmd_args(hps):
+    """As sagemaker_training.mapping.to_cmd_args: sorted keys, values as strings."""
+    return [item for k in sorted(hps) for item in ("--%s" % k, str(hps[k]))]
 
 
 def mnist_arrays():

@@ -11,35 +11,11 @@ import mnist_mlp
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ENTRY_POINTS, mnist_arrays
+from conftest import ENTRY_POINTS, mnist_arrays, sagemaker_env, to_cmd_args
 
 from smgluon.context import DeviceError
 from smgluon.hyperparameters import HyperparameterError
 from smgluon.serving import RequestError
-
-
-def sagemaker_env(root, channels, hps):
-    """The variables the sagemaker-training toolkit sets, for a one-host CPU job under ``root``."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "SM_MODEL_DIR": os.path.join(root, "model"),
-            "SM_OUTPUT_DIR": os.path.join(root, "output"),
-            "SM_OUTPUT_DATA_DIR": os.path.join(root, "output", "data"),
-            "SM_CHANNELS": json.dumps(sorted(channels)),
-            "SM_HOSTS": json.dumps(["algo-1"]),
-            "SM_CURRENT_HOST": "algo-1",
-            "SM_NUM_GPUS": "0",
-            "SM_HPS": json.dumps(hps),
-        }
-    )
-    env.update({"SM_CHANNEL_%s" % k.upper(): v for k, v in channels.items()})
-    return env
-
-
-def to_cmd_args(hps):
-    """As sagemaker_training.mapping.to_cmd_args: sorted keys, values as strings."""
-    return [item for k in sorted(hps) for item in ("--%s" % k, str(hps[k]))]
 
 
 @pytest.fixture(scope="module")

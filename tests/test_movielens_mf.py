@@ -11,7 +11,7 @@ import movielens_mf
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ENTRY_POINTS, SHARED_DATA
+from conftest import ENTRY_POINTS, SHARED_DATA, sagemaker_env, to_cmd_args
 
 from smgluon.channels import ChannelError
 from smgluon.serving import RequestError
@@ -38,30 +38,6 @@ def ratings(path):
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     return write_slice(str(tmp_path_factory.mktemp("ml-100k-slice")))
-
-
-def sagemaker_env(root, channels, hps):
-    """The variables the sagemaker-training toolkit sets, for a one-host CPU job under ``root``."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "SM_MODEL_DIR": os.path.join(root, "model"),
-            "SM_OUTPUT_DIR": os.path.join(root, "output"),
-            "SM_OUTPUT_DATA_DIR": os.path.join(root, "output", "data"),
-            "SM_CHANNELS": json.dumps(sorted(channels)),
-            "SM_HOSTS": json.dumps(["algo-1"]),
-            "SM_CURRENT_HOST": "algo-1",
-            "SM_NUM_GPUS": "0",
-            "SM_HPS": json.dumps(hps),
-        }
-    )
-    env.update({"SM_CHANNEL_%s" % k.upper(): v for k, v in channels.items()})
-    return env
-
-
-def to_cmd_args(hps):
-    """As sagemaker_training.mapping.to_cmd_args: sorted keys, values as strings."""
-    return [item for k in sorted(hps) for item in ("--%s" % k, str(hps[k]))]
 
 
 # ---------------------------------------------------------------- training
