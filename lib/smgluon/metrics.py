@@ -81,17 +81,13 @@ def write_json_atomic(path, obj):
         raise
 
 
-def _json_logger(stream):
+def _json_record(values):
+    """One JSON log line (json-logging's format) carrying the metrics."""
     import json_logging
 
-    logger = logging.getLogger("smgluon.metrics.json")
-    if not logger.handlers:
-        handler = logging.StreamHandler(stream)
-        handler.setFormatter(json_logging.JSONLogFormatter())
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-    return logger
+    record = logging.LogRecord("smgluon.metrics", logging.INFO, __file__, 0, "metrics", None, None)
+    record.props = {"metrics": values}
+    return json_logging.JSONLogFormatter().format(record)
 
 
 class MetricsLogger:
@@ -126,7 +122,8 @@ class MetricsLogger:
         stream.flush()
         if self.json_records:
             clean = {k: (v if math.isfinite(v) else None) for k, v in record.items()}
-            _json_logger(stream).info("metrics", extra={"props": {"metrics": clean}})
+            stream.write(_json_record(clean) + "\n")
+            stream.flush()
         self.history.append(record)
         self._save()
 
