@@ -500,7 +500,7 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
         if checkpoint_dir:
             checkpoints.save(checkpoint_dir, epoch, net, trainer)
     if log.history:
-        log.finish(**{k: v for k, v in log.history[-1].items() if k != "epoch"})
+        log.finish()
     return net
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -37,6 +38,18 @@ def sagemaker_env(root, channels, hps):
 def to_cmd_args(hps):
     """As sagemaker_training.mapping.to_cmd_args: sorted keys, values as strings."""
     return [item for k in sorted(hps) for item in ("--%s" % k, str(hps[k]))]
+
+
+def run_script_mode(entry_point, root, channels, hps):
+    """Runs an entry point as the training toolkit does: SM_* variables, ``--key value`` arguments."""
+    return subprocess.run(
+        [sys.executable, os.path.join(ENTRY_POINTS, entry_point)] + to_cmd_args(hps),
+        env=sagemaker_env(root, channels, hps),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+    )
 
 
 def mnist_arrays():

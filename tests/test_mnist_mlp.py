@@ -11,7 +11,7 @@ import mnist_mlp
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ENTRY_POINTS, mnist_arrays, sagemaker_env, to_cmd_args
+from conftest import ENTRY_POINTS, mnist_arrays, run_script_mode, sagemaker_env
 
 from smgluon.context import DeviceError
 from smgluon.hyperparameters import HyperparameterError
@@ -22,15 +22,7 @@ from smgluon.serving import RequestError
 def script_run(mnist_dirs, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("opt_ml"))
     hps = {"epochs": 2, "batch_size": 100, "learning_rate": 0.1, "momentum": 0.9, "log_interval": 40}
-    env = sagemaker_env(root, {"train": mnist_dirs["train"], "test": mnist_dirs["test"]}, hps)
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ENTRY_POINTS, "mnist_mlp.py")] + to_cmd_args(hps),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=root,
-    )
+    proc = run_script_mode("mnist_mlp.py", root, {"train": mnist_dirs["train"], "test": mnist_dirs["test"]}, hps)
     return root, proc
 
 

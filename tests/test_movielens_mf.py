@@ -11,7 +11,7 @@ import movielens_mf
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ENTRY_POINTS, SHARED_DATA, sagemaker_env, to_cmd_args
+from conftest import ENTRY_POINTS, SHARED_DATA, run_script_mode, sagemaker_env, to_cmd_args
 
 from smgluon.channels import ChannelError
 from smgluon.serving import RequestError
@@ -131,15 +131,7 @@ def test_malformed_line_names_file_and_line(data_dir, tmp_path):
 def script_run(data_dir, tmp_path_factory):
     root = str(tmp_path_factory.mktemp("opt_ml"))
     hps = dict(FAST, model="biased")
-    env = sagemaker_env(root, {"training": data_dir}, hps)
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ENTRY_POINTS, "movielens_mf.py")] + to_cmd_args(hps),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=root,
-    )
+    proc = run_script_mode("movielens_mf.py", root, {"training": data_dir}, hps)
     return root, proc
 
 

@@ -131,8 +131,11 @@ class MetricsLogger:
         """Records the final metrics (also logged as a line) and writes metrics.json.
 
         Args:
-            **values: name → number, e.g. ``validation_accuracy=0.97``.
+            **values: name → number, e.g. ``validation_accuracy=0.97``; none given
+                means the last logged epoch's values.
         """
+        if not values and self.history:
+            values = {k: v for k, v in self.history[-1].items() if k != "epoch"}
         self.final.update({k: float(v) for k, v in values.items()})
         stream = self.stream or sys.stdout
         stream.write(format_metrics({"final_" + k: v for k, v in self.final.items()}) + "\n")
