@@ -41,7 +41,7 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from smgluon import channels, checkpoints, context, failure, kvstore, metrics, script, serving
+from smgluon import channels, checkpoints, context, cpu_speed, failure, kvstore, metrics, script, serving
 from smgluon.hyperparameters import Hyperparameter as HP
 from smgluon.hyperparameters import Hyperparameters
 
@@ -103,6 +103,23 @@ class MLP(gluon.HybridBlock):
         return self.body(F.cast(x, "float32") * (1.0 / MAX_PIXEL))
 
 
+class TrainStep(gluon.HybridBlock):
+    """One batch's forward pass, summed loss and number of correct predictions, as one cached graph.
+
+    With the loss and the accuracy inside the hybridized graph, a batch costs three
+    engine calls from Python (graph, backward, update) instead of about a dozen.
+    """
+
+    def __init__(self, net, **kwargs):
+        super().__init__(**kwargs)
+        self.net = net
+        self.loss = gluon.loss.SoftmaxCrossEntropyLoss()
+
+    def hybrid_forward(self, F, x, y):
+        out = self.net(x)
+        return F.sum(self.loss(out, y)), F.sum(F.argmax(out, axis=1) == y)
+
+
 def build_net(ctx, seed):
     mx.random.seed(seed)
     net = MLP()
@@ -154,6 +171,11 @@ def evaluate(net, x, y, ctx):
     return float(correct.asscalar()) / len(x)
 
 
+def _total(terms):
+    """The sum of a list of one-element NDArrays, as a float (one engine call, one sync)."""
+    return float(mx.nd.add_n(*terms).asscalar()) if terms else 0.0
+
+
 def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     """Trains the MLP; the signature of the legacy SageMaker ``train`` hook the workshop calls.
 
@@ -167,8 +189,15 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
 
     Returns:
         MLP: the trained, hybridized net.
+
+    Training runs with denormal floats flushed to zero (:func:`smgluon.cpu_speed.flush_denormals`).
     """
     hps = HYPERPARAMETERS.parse_dict(hyperparameters)
+    with cpu_speed.flush_denormals():
+        return _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs)
+
+
+def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     ctx = context.contexts(num_gpus)
     kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"])
     # Only a distributed kvstore is created here (its rank shards the data); for one host the
@@ -182,8 +211,10 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     optimizer_params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
     if hps["optimizer"] in ("sgd", "nag"):
         optimizer_params["momentum"] = hps["momentum"]
-    trainer = gluon.Trainer(net.collect_params(), hps["optimizer"], optimizer_params, kvstore=kv)
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    optimizer = cpu_speed.create_optimizer(hps["optimizer"], optimizer_params, ctx, not isinstance(kv, str))
+    trainer = gluon.Trainer(net.collect_params(), optimizer, kvstore=kv)
+    step_fn = TrainStep(net)
+    step_fn.hybridize(static_alloc=True, static_shape=True)
     checkpoint_dir = kwargs.get("checkpoint_dir")
     first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
     log = metrics.MetricsLogger(kwargs.get("output_data_dir"), extra={"workload": "mnist_mlp", "hyperparameters": hps})
@@ -195,9 +226,9 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
         tic = time.time()
         order = mx.nd.array(rng.permutation(len(x_train)), dtype=np.int64)
         xs, ys = x_train.take(order), y_train.take(order)
-        # Running sums stay on the device; reading them forces a sync, so only at log points.
-        loss_sum = mx.nd.zeros((1,), ctx=ctx[0])
-        correct = mx.nd.zeros((1,), ctx=ctx[0])
+        # Per-batch sums stay on the device and are added up only at log points and at the
+        # end of the epoch: reading them forces a sync.
+        loss_terms, correct_terms = [], []
         for i in range(num_batches):
             xb, yb = xs[i * batch_size : (i + 1) * batch_size], ys[i * batch_size : (i + 1) * batch_size]
             xparts = (
@@ -207,13 +238,12 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
                 gluon.utils.split_and_load(yb, ctx, even_split=False) if len(ctx) > 1 else [yb.as_in_context(ctx[0])]
             )
             with autograd.record():
-                outs = [net(x) for x in xparts]
-                losses = [loss_fn(o, y) for o, y in zip(outs, yparts)]
-            autograd.backward(losses)
+                results = [step_fn(x, y) for x, y in zip(xparts, yparts)]
+            autograd.backward([batch_loss for batch_loss, _ in results])
             trainer.step(batch_size)
-            for o, y, batch_loss in zip(outs, yparts, losses):
-                loss_sum += batch_loss.sum().as_in_context(ctx[0])
-                correct += (o.argmax(axis=1) == y).sum().as_in_context(ctx[0])
+            for batch_loss, batch_correct in results:
+                loss_terms.append(batch_loss.as_in_context(ctx[0]))
+                correct_terms.append(batch_correct.as_in_context(ctx[0]))
             if hps["log_interval"] and (i + 1) % hps["log_interval"] == 0:
                 seen = (i + 1) * batch_size
                 logger.info(
@@ -221,11 +251,11 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
                     epoch,
                     i + 1,
                     num_batches,
-                    loss_sum.asscalar() / seen,
+                    _total(loss_terms) / seen,
                     seen / (time.time() - tic),
                 )
         seen = num_batches * batch_size
-        train_loss, train_acc = loss_sum.asscalar() / seen, correct.asscalar() / seen
+        train_loss, train_acc = _total(loss_terms) / seen, _total(correct_terms) / seen
         seconds = time.time() - tic
         values = {"train_loss": train_loss, "train_accuracy": train_acc}
         if test is not None:
