@@ -63,6 +63,7 @@ from mxnet.gluon import nn
 from smgluon import channels, checkpoints, context, failure, kvstore, metrics, script, serving
 from smgluon.hyperparameters import Hyperparameter as HP
 from smgluon.hyperparameters import Hyperparameters
+from smgluon.movielens import read_ratings, read_titles
 
 logger = logging.getLogger(__name__)
 
@@ -280,62 +281,8 @@ class Catalog:
         return cls(doc["user_ids"], doc["item_ids"], doc["titles"], doc["seen"])
 
 
-def read_ratings(path):
-    """Reads a GroupLens ratings file (``user item rating timestamp``, tab-separated).
-
-    Returns:
-        numpy.ndarray: int64 (N, 3) of user id, item id, rating.
-
-    Raises:
-        ChannelError: naming the file and the line of the first fault.
-    """
-    if not os.path.isfile(path):
-        raise channels.ChannelError("ratings file %s does not exist" % path)
-    rows = []
-    with open(path, encoding="latin-1") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            try:
-                if len(fields) != 4:
-                    raise ValueError("expected 4 tab-separated fields, got %d" % len(fields))
-                user, item, rating = int(fields[0]), int(fields[1]), int(fields[2])
-                if not MIN_RATING <= rating <= MAX_RATING:
-                    raise ValueError("rating %d is outside 1-5" % rating)
-            except ValueError as e:
-                raise channels.ChannelError("%s line %d: %s: %r" % (path, number, e, line[:80])) from None
-            rows.append((user, item, rating))
-    if not rows:
-        raise channels.ChannelError("ratings file %s holds no ratings" % path)
-    return np.asarray(rows, dtype=np.int64)
-
-
-def read_titles(path):
-    """Reads ``u.item`` (``|``-separated, latin-1): item id → title.
-
-    Raises:
-        ChannelError: naming the file and the line of the first fault.
-    """
-    if not os.path.isfile(path):
-        raise channels.ChannelError("item file %s does not exist (it holds the titles: u.item of ml-100k)" % path)
-    titles = {}
-    with open(path, encoding="latin-1") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            fields = line.rstrip("\n").split("|")
-            try:
-                if len(fields) < 2:
-                    raise ValueError("expected |-separated fields: id|title|...")
-                titles[int(fields[0])] = fields[1]
-            except ValueError as e:
-                raise channels.ChannelError("%s line %d: %s: %r" % (path, number, e, line[:80])) from None
-    return titles
-
-
 def split_ratings(directory, split, seed):
-    """The (train, test) ratings of ``split`` as int64 (N, 3) arrays of GroupLens ids."""
+    """The (train, test) ratings of ``split``: int64 (N, 4) arrays of user id, item id, rating, timestamp."""
     base, test = SPLITS[split]
     if test is not None:
         return read_ratings(os.path.join(directory, base)), read_ratings(os.path.join(directory, test))

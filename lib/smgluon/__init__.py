@@ -10,6 +10,7 @@ side effects. One module per concern:
 * :mod:`smgluon.context` — CPU/GPU contexts;
 * :mod:`smgluon.kvstore` — kvstore choice and which host saves the model;
 * :mod:`smgluon.idx`, :mod:`smgluon.channels` — data files and channel layouts;
+* :mod:`smgluon.movielens` — reading the MovieLens-100k files;
 * :mod:`smgluon.metrics` — metric lines, regexes and metrics.json;
 * :mod:`smgluon.failure` — the failure file;
 * :mod:`smgluon.checkpoints` — checkpoints to resume from;
