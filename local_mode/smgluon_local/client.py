@@ -9,8 +9,11 @@ port and raises the runtime API's ``ModelError`` for non-2xx answers.
 """
 
 import atexit
+import copy
 import datetime
 import logging
+import threading
+import time
 import weakref
 
 from botocore.exceptions import ClientError
@@ -19,7 +22,8 @@ from sagemaker.local.local_session import LocalSagemakerClient
 from sagemaker.utils import format_tags
 
 from smgluon_local.container import ProcessContainer
-from smgluon_local.training_job import TrainingJobFailed, final_metrics
+from smgluon_local.training_job import TrainingJobFailed, final_metrics, stop_training
+from smgluon_local.tuning import TuningClientMixin
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class ProcessTrainingJob(_LocalTrainingJob):
     """
 
     _FAILED = "Failed"
+    _STOPPED = "Stopped"
 
     def __init__(self, container, metric_definitions=None, hyperparameters=None):
         super().__init__(container)
@@ -50,6 +55,8 @@ class ProcessTrainingJob(_LocalTrainingJob):
         self.metrics = []
         self.output_artifacts = None
         self.log_path = None
+        self.request = {}  # the rest of the CreateTrainingJob request, echoed by describe
+        self.stop_requested = False
 
     def start(self, input_data_config, output_data_config, hyperparameters, environment, job_name):
         """Run the job to completion; a failing script sets status Failed instead of raising."""
@@ -60,9 +67,9 @@ class ProcessTrainingJob(_LocalTrainingJob):
             result = self.container.result
         except TrainingJobFailed as e:
             result = e.result
-            self.state = self._FAILED
+            self.state = self._STOPPED if self.stop_requested else self._FAILED
             self.end_time = datetime.datetime.now()
-            self.failure_reason = e.reason
+            self.failure_reason = None if self.stop_requested else e.reason
         self.output_artifacts = result.output_artifacts
         self.log_path = result.log_path
         self.metrics = final_metrics(result.log_path, self.metric_definitions)
@@ -71,6 +78,8 @@ class ProcessTrainingJob(_LocalTrainingJob):
         """DescribeTrainingJob's answer."""
         response = super().describe()
         status = {"Training": "InProgress", "Starting": "InProgress"}.get(self.state, self.state)
+        if status == "InProgress" and self.stop_requested:
+            status = "Stopping"
         response["TrainingJobStatus"] = status
         response["SecondaryStatus"] = status
         response["HyperParameters"] = self.hyperparameters
@@ -82,7 +91,28 @@ class ProcessTrainingJob(_LocalTrainingJob):
             response["FailureReason"] = self.failure_reason
         if self.model_artifacts is None:
             response.pop("ModelArtifacts", None)
+        # What Estimator.attach() reads (RoleArn, StoppingCondition, VolumeSizeInGB, ...), as requested.
+        for key, value in self.request.items():
+            response.setdefault(key, copy.deepcopy(value))
+        for key in ("ResourceConfig", "AlgorithmSpecification"):
+            response[key] = {**self.request.get(key, {}), **response[key]}
+        response["OutputDataConfig"] = {"KmsKeyId": "", **(response["OutputDataConfig"] or {})}
         return response
+
+    def stop(self):
+        """Stop the job (StopTrainingJob): it ends in status Stopped, without a model.
+
+        Returns at once; the processes get SIGTERM as soon as they exist (a job being
+        set up is stopped when its processes start).
+        """
+        self.stop_requested = True
+        threading.Thread(target=self._stop_processes, name="stop-" + self.request["TrainingJobName"],
+                         daemon=True).start()
+
+    def _stop_processes(self):
+        name = self.request["TrainingJobName"]
+        while self.state in ("created", "Starting", "Training") and not stop_training(name):
+            time.sleep(0.2)
 
 
 _RUNNING = weakref.WeakSet()
@@ -131,8 +161,11 @@ class ProcessEndpoint(_LocalEndpoint):
         return server.url if server and server.port else None
 
 
-class ProcessSagemakerClient(LocalSagemakerClient):
-    """A LocalSagemakerClient whose training jobs and endpoints are local processes."""
+class ProcessSagemakerClient(TuningClientMixin, LocalSagemakerClient):
+    """A LocalSagemakerClient whose training jobs and endpoints are local processes.
+
+    Hyperparameter tuning jobs come from :class:`~smgluon_local.tuning.TuningClientMixin`.
+    """
 
     def create_training_job(self, TrainingJobName, AlgorithmSpecification, OutputDataConfig,  # noqa: N803
                             ResourceConfig, InputDataConfig=None, Environment=None, **kwargs):
@@ -151,6 +184,9 @@ class ProcessSagemakerClient(LocalSagemakerClient):
                                      container_arguments=AlgorithmSpecification.get("ContainerArguments"))
         hyperparameters = kwargs.get("HyperParameters") or {}
         job = ProcessTrainingJob(container, AlgorithmSpecification.get("MetricDefinitions"), hyperparameters)
+        job.request = copy.deepcopy(dict(kwargs, TrainingJobName=TrainingJobName, ResourceConfig=ResourceConfig,
+                                         AlgorithmSpecification=AlgorithmSpecification,
+                                         InputDataConfig=InputDataConfig or [], Environment=Environment or {}))
         LocalSagemakerClient._training_jobs[TrainingJobName] = job
         logger.info("Starting training job %s", TrainingJobName)
         try:
@@ -159,6 +195,25 @@ class ProcessSagemakerClient(LocalSagemakerClient):
         except BaseException:
             LocalSagemakerClient._training_jobs.pop(TrainingJobName, None)
             raise
+
+    def stop_training_job(self, TrainingJobName):  # noqa: N803
+        """Stop a running training job (StopTrainingJob); it ends in status Stopped.
+
+        Raises:
+            botocore.exceptions.ClientError: ``ValidationException`` if the job is
+                unknown or no longer running.
+        """
+        job = LocalSagemakerClient._training_jobs.get(TrainingJobName)
+        if job is None:
+            raise _not_found("StopTrainingJob", "training job %s" % TrainingJobName)
+        if not isinstance(job, ProcessTrainingJob) or job.state not in ("created", "Starting", "Training"):
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "The training job %s is not "
+                                         "running (status %s)" % (TrainingJobName, job.state)}}, "StopTrainingJob")
+        job.stop()
+
+    def list_tags(self, ResourceArn, **kwargs):  # noqa: N803
+        """ListTags, as ``Estimator.attach()`` calls it: local resources share one ARN, so no tags."""
+        return {"Tags": []}
 
     def create_endpoint(self, EndpointName, EndpointConfigName, Tags=None):  # noqa: N803
         """Start a model server for the endpoint config's model (CreateEndpoint)."""

@@ -168,6 +168,15 @@ class ProcessSession(LocalSession):
             _check_job_status(job_name, desc, "TrainingJobStatus")
         return desc
 
+    def wait_for_tuning_job(self, job, poll=5):
+        """Block until the local tuning job ends (a dot per ``poll`` seconds, as the SDK prints).
+
+        Returns its description; raises ``UnexpectedStatusException`` if it failed.
+        """
+        from smgluon_local.tuning import wait_for_tuning_job
+
+        return wait_for_tuning_job(self.sagemaker_client, job, poll)
+
     def wait_for_job(self, job, poll=5):
         """Return the finished job's description; raise ``UnexpectedStatusException`` if it failed."""
         desc = self.sagemaker_client.describe_training_job(TrainingJobName=job)

@@ -32,11 +32,12 @@ from smgluon_local.tarfiles import create_tar_gz, safe_extract
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainingJobFailed", "TrainingResult", "run_training", "final_metrics", "host_names"]
+__all__ = ["TrainingJobFailed", "TrainingResult", "run_training", "final_metrics", "host_names", "stop_training"]
 
 TRAINING_MODULE = "sagemaker_mxnet_container.training:main"
 SUBMIT_DIR_PARAM = "sagemaker_submit_directory"
 _TRAIN_CMD = "from sagemaker_training.cli.train import main; main()"
+_RUNNING = {}  # job name -> its host processes, for stop_training
 
 
 class TrainingJobFailed(Exception):
@@ -201,6 +202,25 @@ def _terminate(procs):
             proc.wait()
 
 
+def stop_training(job_name):
+    """Stop a running job as StopTrainingJob does: SIGTERM to every host, SIGKILL after 10 s.
+
+    The job's :func:`run_training` then raises :class:`TrainingJobFailed` (the
+    processes exit non-zero); the caller records the job as Stopped.
+
+    Args:
+        job_name (str): The training job name.
+
+    Returns:
+        bool: False if no process of that job is running (not started yet, or finished).
+    """
+    procs = list(_RUNNING.get(job_name, ()))
+    if not procs:
+        return False
+    _terminate(procs)
+    return True
+
+
 def _destination(output_path, job_name, job_dir, store):
     """Directory (and URI) where ``<job>/output/{model,output}.tar.gz`` go."""
     if not output_path:
@@ -271,6 +291,7 @@ def run_training(job_dir, job_name, hosts, instance_type, input_data_config, out
             log_file.write("Failed to set up the job: %s\n" % e)
             raise
         procs, pumps = [], []
+        _RUNNING[job_name] = procs
         prefix_hosts = len(hosts) > 1
         try:
             for host, host_dir in zip(hosts, host_dirs):
@@ -292,6 +313,8 @@ def run_training(job_dir, job_name, hosts, instance_type, input_data_config, out
         except BaseException:
             _terminate(procs)
             raise
+        finally:
+            _RUNNING.pop(job_name, None)
     exit_code = next((c for c in exit_codes if c != 0), 0)
 
     dest_dir, dest_uri, upload = _destination(output_data_config.get("S3OutputPath", ""), job_name,
