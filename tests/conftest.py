@@ -11,6 +11,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRY_POINTS = os.path.join(REPO, "entry_points")
 SHARED_DATA = os.environ.get("SMGLUON_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
 MNIST_TEST = os.path.join(SHARED_DATA, "mnist-test")
+ML_100K = os.path.join(SHARED_DATA, "ml-100k")
 
 if ENTRY_POINTS not in sys.path:
     sys.path.insert(0, ENTRY_POINTS)
@@ -50,6 +51,22 @@ def run_script_mode(entry_point, root, channels, hps):
         timeout=300,
         cwd=root,
     )
+
+
+def write_movielens_slice(directory, max_user=300):
+    """Copies u.item and u.user, and the ratings of users <= max_user from u.data, u1.* and ua.*, into ``directory``.
+
+    Users 1..300 hold about a third of ml-100k's ratings.
+    """
+    import shutil
+
+    os.makedirs(directory, exist_ok=True)
+    for name in ("u.item", "u.user"):
+        shutil.copy(os.path.join(ML_100K, name), directory)
+    for name in ("u.data", "u1.base", "u1.test", "ua.base", "ua.test"):
+        with open(os.path.join(ML_100K, name)) as src, open(os.path.join(directory, name), "w") as dst:
+            dst.writelines(line for line in src if int(line.split("\t")[0]) <= max_user)
+    return directory
 
 
 def mnist_arrays():

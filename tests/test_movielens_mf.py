@@ -11,24 +11,13 @@ import movielens_mf
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ENTRY_POINTS, SHARED_DATA, run_script_mode, sagemaker_env, to_cmd_args
+from conftest import ENTRY_POINTS, run_script_mode, sagemaker_env, to_cmd_args, write_movielens_slice
 
 from smgluon.channels import ChannelError
 from smgluon.serving import RequestError
 
-ML_100K = os.path.join(SHARED_DATA, "ml-100k")
 MAX_USER = 300  # the slice: users 1..300 of every file, about a third of the ratings
 FAST = {"epochs": 2, "learning_rate": 0.01, "weight_decay": 1e-4, "batch_size": 256, "num_factors": 16}
-
-
-def write_slice(directory, max_user=MAX_USER):
-    """Copies u.item and the ratings of users <= max_user from u.data, u1.* and ua.* into ``directory``."""
-    os.makedirs(directory, exist_ok=True)
-    shutil.copy(os.path.join(ML_100K, "u.item"), directory)
-    for name in ("u.data", "u1.base", "u1.test", "ua.base", "ua.test"):
-        with open(os.path.join(ML_100K, name)) as src, open(os.path.join(directory, name), "w") as dst:
-            dst.writelines(line for line in src if int(line.split("\t")[0]) <= max_user)
-    return directory
 
 
 def ratings(path):
@@ -37,7 +26,7 @@ def ratings(path):
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    return write_slice(str(tmp_path_factory.mktemp("ml-100k-slice")))
+    return write_movielens_slice(str(tmp_path_factory.mktemp("ml-100k-slice")), MAX_USER)
 
 
 # ---------------------------------------------------------------- training
