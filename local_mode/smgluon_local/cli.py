@@ -102,11 +102,8 @@ def _session(args, **kwargs):
     return ProcessSession(root_dir=args.root, **kwargs)
 
 
-def cmd_train(args):
-    """``smgluon train``: run a workload's entry point as a SageMaker training job."""
-    entry_points = _repo_dir("entry_points", args.entry_points)
-    entry_point = _entry_point(args.workload, entry_points)
-    lib = _repo_dir(os.path.join("lib", "smgluon"), args.lib)
+def _channels(args):
+    """The ``--train``/``--test``/``--training`` directories as file:// channels."""
     channels = {}
     for flag, name in (("--train", "train"), ("--test", "test"), ("--training", "training")):
         value = getattr(args, name)
@@ -114,18 +111,32 @@ def cmd_train(args):
             channels[name] = _channel(flag, value)
     if not channels:
         raise CliError("no data: pass --train DIR (and --test DIR), or --training DIR")
+    return channels
+
+
+def _estimator(entry_point, lib, hyperparameters, metric_definitions, output, session):
+    """The SDK's local MXNet estimator for a workload, with its artifacts under ``output``."""
+    from sagemaker.mxnet import MXNet
+
+    return MXNet(entry_point=os.path.basename(entry_point), source_dir=os.path.dirname(entry_point),
+                 dependencies=[lib] if lib else [], role=ROLE, instance_count=1, instance_type="local",
+                 framework_version=FRAMEWORK_VERSION, py_version=PY_VERSION,
+                 hyperparameters=hyperparameters, metric_definitions=metric_definitions,
+                 output_path="file://" + output, sagemaker_session=session)
+
+
+def cmd_train(args):
+    """``smgluon train``: run a workload's entry point as a SageMaker training job."""
+    entry_points = _repo_dir("entry_points", args.entry_points)
+    entry_point = _entry_point(args.workload, entry_points)
+    lib = _repo_dir(os.path.join("lib", "smgluon"), args.lib)
+    channels = _channels(args)
     hyperparameters = parse_hyperparameters(args.hp)
     metric_definitions = getattr(_load_module(entry_point), "METRIC_DEFINITIONS", None)
     output = os.path.abspath(args.output)
     os.makedirs(output, exist_ok=True)
-    from sagemaker.mxnet import MXNet
-
     session = _session(args)
-    estimator = MXNet(entry_point=os.path.basename(entry_point), source_dir=os.path.dirname(entry_point),
-                      dependencies=[lib] if lib else [], role=ROLE, instance_count=1, instance_type="local",
-                      framework_version=FRAMEWORK_VERSION, py_version=PY_VERSION,
-                      hyperparameters=hyperparameters, metric_definitions=metric_definitions,
-                      output_path="file://" + output, sagemaker_session=session)
+    estimator = _estimator(entry_point, lib, hyperparameters, metric_definitions, output, session)
     print("smgluon: training %s on %s (log streams below; jobs in %s)"
           % (os.path.basename(entry_point), ", ".join(sorted(channels)), session.root_dir), file=sys.stderr)
     estimator.fit(channels)
@@ -272,6 +283,15 @@ def _add_predict(sub):
 
 
 SUBCOMMANDS = [_add_train, _add_serve, _add_predict]
+
+
+def _add_tune(sub):
+    from smgluon_local.tune_cli import add_tune_command  # imports this module
+
+    add_tune_command(sub)
+
+
+SUBCOMMANDS.append(_add_tune)
 
 
 def build_parser():

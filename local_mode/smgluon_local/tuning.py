@@ -225,6 +225,8 @@ class LocalTuningJob:
             elif self.max_jobs < self.strategy.size:
                 logger.warning("Tuning job %s: the grid has %d combinations; max_jobs=%d runs the first %d",
                                self.name, self.strategy.size, self.max_jobs, self.max_jobs)
+            # As SageMaker does for Grid, the job count is the grid's size.
+            self.config.setdefault("ResourceLimits", {})["MaxNumberOfTrainingJobs"] = self.max_jobs
         self.parallel = parallel_limit(self.max_parallel)
         if self.parallel < self.max_parallel:
             logger.info("Tuning job %s: %d parallel jobs asked for, %d run at once on %d cores", self.name,
