@@ -1,0 +1,192 @@
+"""Writes the notebooks in this folder from the cell sources below (outputs empty).
+
+The notebooks are generated so that they stay reviewable as code and share one
+set-up cell; edit this file, then run ``.venv/bin/python notebooks/build.py``.
+``tests/test_notebooks.py`` checks that the .ipynb files match this file and
+have no outputs, and executes each one headless in local mode.
+"""
+
+import os
+import sys
+
+import nbformat
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+SETUP = '''\
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+# The one switch: "local" runs every job and endpoint on this machine through smgluon's
+# ProcessSession (no Docker, no AWS account); "sagemaker" runs the same code on Amazon
+# SageMaker, with the role and bucket taken from SAGEMAKER_ROLE and SAGEMAKER_BUCKET.
+MODE = os.environ.get("SMGLUON_MODE", "local")
+# Small data by default (minutes on a laptop); set SMGLUON_FULL_DATA=1 for the full data set.
+FULL_DATA = os.environ.get("SMGLUON_FULL_DATA") == "1"
+
+REPO = os.path.dirname(os.getcwd()) if os.path.basename(os.getcwd()) == "notebooks" else os.getcwd()
+SHARED_DATA = os.environ.get("SMGLUON_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
+sys.path.insert(0, os.path.join(REPO, "entry_points"))
+WORK = tempfile.mkdtemp(prefix="smgluon-notebook-")
+
+if MODE == "local":
+    from smgluon_local import ProcessSession
+    session = ProcessSession()
+    role = "arn:aws:iam::111111111111:role/any"   # never used: nothing calls AWS
+    instance_type = "local"
+elif MODE == "sagemaker":
+    import sagemaker
+    session = sagemaker.Session(default_bucket=os.environ["SAGEMAKER_BUCKET"])
+    role = os.environ["SAGEMAKER_ROLE"]
+    instance_type = "ml.c5.xlarge"
+else:
+    raise ValueError("SMGLUON_MODE must be 'local' or 'sagemaker', not %r" % MODE)
+
+def channel(path, prefix):
+    """A channel URI for a local folder: file:// in local mode, uploaded to S3 on SageMaker."""
+    if MODE == "local":
+        return "file://" + os.path.abspath(path)
+    return session.upload_data(path, key_prefix="smgluon-notebooks/" + prefix)
+
+print("mode:", MODE, "| repository:", REPO, "| scratch:", WORK)'''
+
+ESTIMATOR_ARGS = '''\
+                  source_dir=os.path.join(REPO, "entry_points"),
+                  dependencies=[os.path.join(REPO, "lib", "smgluon")],
+                  role=role, instance_count=1, instance_type=instance_type,
+                  framework_version="1.9.0", py_version="py38",
+                  sagemaker_session=session,'''
+
+NOTEBOOKS = {}
+
+NOTEBOOKS["mnist_mlp"] = [
+    ("markdown", '''\
+# MNIST MLP: train, deploy and predict with the SageMaker SDK
+
+The workshop's first lab, `entry_points/mnist_mlp.py`: Dense(128) → Dense(64) → Dense(10)
+on 28×28 digit images. Every cell uses the SageMaker Python SDK's own objects
+(`MXNet`, the predictor); only the session changes between
+this machine (`MODE = "local"`, smgluon's docker-free `ProcessSession`) and
+Amazon SageMaker (`MODE = "sagemaker"`).
+
+By default the data is small: the official 10k MNIST test images split 8,000 / 2,000,
+so the notebook runs in a few minutes on a laptop.'''),
+    ("code", SETUP),
+    ("markdown", "## Data\n\nIDX files in a `train` and a `test` channel, as the workload reads them."),
+    ("code", '''\
+from smgluon.idx import read_idx, write_idx
+
+mnist = os.path.join(SHARED_DATA, "mnist-test")
+images = read_idx(os.path.join(mnist, "t10k-images-idx3-ubyte.gz"))
+labels = read_idx(os.path.join(mnist, "t10k-labels-idx1-ubyte.gz"))
+n_train = 8000
+for name, part in (("train", slice(0, n_train)), ("test", slice(n_train, None))):
+    os.makedirs(os.path.join(WORK, name), exist_ok=True)
+    prefix = "train" if name == "train" else "t10k"
+    write_idx(os.path.join(WORK, name, prefix + "-images-idx3-ubyte.gz"), images[part])
+    write_idx(os.path.join(WORK, name, prefix + "-labels-idx1-ubyte.gz"), labels[part])
+inputs = {"train": channel(os.path.join(WORK, "train"), "mnist/train"),
+          "test": channel(os.path.join(WORK, "test"), "mnist/test")}
+print(images.shape, labels.shape, inputs)'''),
+    ("markdown", "## Train\n\nThe estimator is the SDK's; the metric regexes come from the workload itself."),
+    ("code", '''\
+import mnist_mlp
+from sagemaker.mxnet import MXNet
+
+estimator = MXNet(entry_point="mnist_mlp.py",
+''' + ESTIMATOR_ARGS + '''
+                  hyperparameters={"epochs": 3, "learning_rate": 0.1},
+                  metric_definitions=mnist_mlp.METRIC_DEFINITIONS)
+estimator.fit(inputs)
+print("model:", estimator.model_data)'''),
+    ("code", '''\
+job = estimator.latest_training_job.describe()
+print(job["TrainingJobStatus"])
+for metric in job.get("FinalMetricDataList", []):
+    print("%-20s %.4f" % (metric["MetricName"], metric["Value"]))'''),
+    ("markdown", "## Deploy and predict\n\nThe endpoint takes raw 0–255 pixels (the net scales them itself)."),
+    ("code", '''\
+predictor = estimator.deploy(initial_instance_count=1, instance_type=instance_type)
+batch = images[n_train:n_train + 16]
+answer = predictor.predict(batch.tolist())
+print("predicted:", answer["predictions"])
+print("true:     ", labels[n_train:n_train + 16].tolist())
+accuracy = np.mean(np.array(answer["predictions"]) == labels[n_train:n_train + 16])
+print("accuracy on these 16: %.2f" % accuracy)'''),
+    ("code", '''\
+# Probabilities on request, in the JSON body.
+answer = predictor.predict({"instances": batch[:2].tolist(), "probabilities": True})
+print(np.round(answer["probabilities"], 3))'''),
+    ("code", "predictor.delete_endpoint()"),
+]
+
+NOTEBOOKS["movielens_mf"] = [
+    ("markdown", '''\
+# MovieLens-100k matrix factorization: train, deploy, recommend
+
+The workshop's recommender lab, `entry_points/movielens_mf.py` (biased MF by
+default; `linear`, `mlp` and `svdpp` too), on the GroupLens u1 split. The SDK's
+`MXNet` estimator trains it; the endpoint answers predicted ratings and top-k
+recommendations with titles. `MODE` switches between this machine and SageMaker.'''),
+    ("code", SETUP),
+    ("code", '''\
+data_dir = os.path.join(SHARED_DATA, "ml-100k")
+ratings = np.loadtxt(os.path.join(data_dir, "u.data"), dtype=np.int64)
+print("%d ratings by %d users of %d movies" % (len(ratings), len(set(ratings[:, 0])), len(set(ratings[:, 1]))))
+print(sorted(os.listdir(data_dir))[:8], "...")
+inputs = {"training": channel(data_dir, "ml-100k")}'''),
+    ("code", '''\
+import movielens_mf
+from sagemaker.mxnet import MXNet
+
+estimator = MXNet(entry_point="movielens_mf.py",
+''' + ESTIMATOR_ARGS + '''
+                  hyperparameters={"epochs": 10 if FULL_DATA else 3, "model": "biased", "split": "u1"},
+                  metric_definitions=movielens_mf.METRIC_DEFINITIONS)
+estimator.fit(inputs)
+for metric in estimator.latest_training_job.describe().get("FinalMetricDataList", []):
+    print("%-20s %.4f" % (metric["MetricName"], metric["Value"]))'''),
+    ("code", '''\
+predictor = estimator.deploy(initial_instance_count=1, instance_type=instance_type)
+print(predictor.predict([{"user_id": 196, "item_id": 242}, {"user_id": 186, "item_id": 302}]))
+for item in predictor.predict({"user_id": 196, "top_k": 5})["recommendations"]:
+    print("%.2f  %s" % (item["score"], item["title"]))'''),
+    ("code", "predictor.delete_endpoint()"),
+]
+
+
+def build(name, cells):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(src) if kind == "markdown" else nbformat.v4.new_code_cell(src)
+        for kind, src in cells
+    ]
+    for i, cell in enumerate(nb.cells):
+        cell.id = "%s-%02d" % (name.replace("_", "-"), i)  # stable ids: no churn in git
+    return nb
+
+
+def render(name):
+    """The notebook ``name`` as the text its .ipynb file holds."""
+    return nbformat.writes(build(name, NOTEBOOKS[name])) + "\n"
+
+
+def main(argv=None):
+    names = (argv if argv is not None else sys.argv[1:]) or sorted(NOTEBOOKS)
+    for name in names:
+        path = os.path.join(HERE, name + ".ipynb")
+        with open(path + ".tmp", "w") as f:
+            f.write(render(name))
+        os.replace(path + ".tmp", path)
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
