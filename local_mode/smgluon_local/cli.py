@@ -23,6 +23,8 @@ import threading
 import urllib.error
 import urllib.request
 
+from smgluon_local.datasets import add_data_command
+
 __all__ = ["main", "build_parser", "parse_hyperparameters", "SUBCOMMANDS"]
 
 ROLE = "arn:aws:iam::111111111111:role/local"
@@ -282,7 +284,7 @@ def _add_predict(sub):
     p.set_defaults(func=cmd_predict)
 
 
-SUBCOMMANDS = [_add_train, _add_serve, _add_predict]
+SUBCOMMANDS = [_add_train, _add_serve, _add_predict, add_data_command]
 
 
 def _add_tune(sub):
