@@ -13,6 +13,7 @@ objective per trial and the best so far) under ``--output``, beside the
 trials' ``<job>/output/model.tar.gz``.
 """
 
+import logging
 import os
 import sys
 import time
@@ -29,18 +30,30 @@ def _progress(client, name, total):
     from tqdm import tqdm
 
     with tqdm(total=total, unit="job", desc="tuning", file=sys.stderr, dynamic_ncols=True) as bar:
+        shown = None
         while True:
             desc = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
             counters = desc["TrainingJobStatusCounters"]
             done = counters["Completed"] + counters["Stopped"] + counters["NonRetryableError"]
-            bar.update(done - bar.n)
             best = desc.get("BestTrainingJob", {}).get("FinalHyperParameterTuningJobObjectiveMetric")
-            bar.set_postfix_str("running %d, failed %d, stopped %d%s" % (
+            state = (done, "running %d, failed %d, stopped %d%s" % (
                 counters["InProgress"], counters["NonRetryableError"], counters["Stopped"],
-                ", best %s=%.4g" % (best["MetricName"], best["Value"]) if best else ""), refresh=True)
+                ", best %s=%.4g" % (best["MetricName"], best["Value"]) if best else ""))
+            if state != shown:  # redraw on change only: a log file gets one line per event
+                bar.set_postfix_str(state[1], refresh=False)
+                bar.update(done - bar.n)
+                bar.refresh()
+                shown = state
             if desc["HyperParameterTuningJobStatus"] in _FINISHED:
                 return desc
             time.sleep(0.5)
+
+
+class _NoModelYetFilter(logging.Filter):
+    """The SDK warns that the estimator has no trained model while it prepares a tuning job; it needs none."""
+
+    def filter(self, record):
+        return "No finished training job found" not in record.getMessage()
 
 
 def _report(session, desc, output):
@@ -88,7 +101,12 @@ def cmd_tune(args):
     print("smgluon: tuning %s over %s (%s, %d jobs, %d at a time; jobs in %s)" % (
         os.path.basename(entry_point), ", ".join(sorted(arguments["hyperparameter_ranges"])), args.strategy,
         args.max_jobs, args.parallel, session.root_dir), file=sys.stderr)
-    tuner.fit(channels, wait=False)
+    sdk_logger, quiet = logging.getLogger("sagemaker.estimator"), _NoModelYetFilter()
+    sdk_logger.addFilter(quiet)
+    try:
+        tuner.fit(channels, wait=False)
+    finally:
+        sdk_logger.removeFilter(quiet)
     name = tuner.latest_tuning_job.name
     client = session.sagemaker_client
     total = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)[

@@ -198,7 +198,7 @@ class LocalTuningJob:
         limits = config.get("ResourceLimits") or {}
         self.strategy_name = config.get("Strategy", "Bayesian")
         self.max_jobs = limits.get("MaxNumberOfTrainingJobs")
-        self.max_parallel = limits.get("MaxParallelTrainingJobs") or 1
+        self.max_parallel = limits.get("MaxParallelTrainingJobs", 1)
         for key, value in (("max_jobs", self.max_jobs), ("max_parallel_jobs", self.max_parallel)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 fail("%s must be a positive integer, got %r" % (key, value))
@@ -478,6 +478,7 @@ class LocalTuningJob:
                 objectives[s["ObjectiveStatus"]] += 1
             definition = copy.deepcopy(self.definition)
             definition.setdefault("StaticHyperParameters", {})[TUNING_METRIC_PARAM] = self.objective_name
+            definition.setdefault("ResourceConfig", dict(self.resource_config))  # HyperparameterTuner.attach reads it
             response = {
                 "HyperParameterTuningJobName": self.name,
                 "HyperParameterTuningJobArn": "local:hyper-parameter-tuning-job/%s" % self.name.lower(),
@@ -498,7 +499,8 @@ class LocalTuningJob:
             return response
 
 
-_TUNING_JOBS = {}  # name -> LocalTuningJob, for every client of this process (as the SDK keeps training jobs)
+# (session root, name) -> LocalTuningJob. Names are unique per workspace, as per account on SageMaker.
+_TUNING_JOBS = {}
 
 
 @atexit.register
@@ -513,8 +515,12 @@ def _stop_running_tuning_jobs():
                 pass
 
 
-def _get(name, operation):
-    job = _TUNING_JOBS.get(name)
+def _key(client, name):
+    return getattr(client.sagemaker_session, "root_dir", None), name
+
+
+def _get(client, name, operation):
+    job = _TUNING_JOBS.get(_key(client, name))
     if job is None:
         raise _validation_error(operation, "Amazon SageMaker can't find a tuning job with name %s" % name)
     return job
@@ -538,9 +544,9 @@ class TuningClientMixin:
         if not isinstance(name, str) or not _NAME.match(name):
             raise _validation_error(op, "tuning job name %r: 1 to 32 letters, digits and hyphens, starting with a "
                                         "letter or digit" % (name,))
-        if name in _TUNING_JOBS:
-            raise ClientError({"Error": {"Code": "ResourceInUse", "Message": "Tuning job %s already exists"
-                                         % name}}, op)
+        if _key(self, name) in _TUNING_JOBS:
+            raise ClientError({"Error": {"Code": "ResourceInUse", "Message": "Tuning job %s already exists (the "
+                                         "SDK names tuning jobs by the minute: pass job_name= to fit())" % name}}, op)
         if TrainingJobDefinitions:
             raise _validation_error(op, "several training job definitions (HyperparameterTuner.create with an "
                                         "estimator_dict) are not supported locally; tune one estimator")
@@ -553,7 +559,7 @@ class TuningClientMixin:
         job = LocalTuningJob(self, {"HyperParameterTuningJobName": name,
                                     "HyperParameterTuningJobConfig": HyperParameterTuningJobConfig,
                                     "TrainingJobDefinition": TrainingJobDefinition})
-        _TUNING_JOBS[name] = job
+        _TUNING_JOBS[_key(self, name)] = job
         logger.info("Starting tuning job %s: %s strategy, %d training jobs, %d at a time", name,
                     job.strategy_name, job.max_jobs, job.parallel)
         job.start()
@@ -561,7 +567,7 @@ class TuningClientMixin:
 
     def describe_hyper_parameter_tuning_job(self, HyperParameterTuningJobName):  # noqa: N803
         """DescribeHyperParameterTuningJob: status, counters, best training job."""
-        return _get(HyperParameterTuningJobName, "DescribeHyperParameterTuningJob").describe()
+        return _get(self, HyperParameterTuningJobName, "DescribeHyperParameterTuningJob").describe()
 
     def list_training_jobs_for_hyper_parameter_tuning_job(self, HyperParameterTuningJobName, NextToken=None,  # noqa: N803
                                                           MaxResults=10, SortBy="Name", SortOrder="Ascending",
@@ -571,7 +577,7 @@ class TuningClientMixin:
         ``SortBy="FinalObjectiveMetricValue"`` lists only the jobs that reported the objective.
         """
         op = "ListTrainingJobsForHyperParameterTuningJob"
-        job = _get(HyperParameterTuningJobName, op)
+        job = _get(self, HyperParameterTuningJobName, op)
         if SortBy not in _SORT_KEYS:
             raise _validation_error(op, "SortBy must be one of %s, got %r" % (", ".join(_SORT_KEYS), SortBy))
         if SortOrder not in ("Ascending", "Descending"):
@@ -601,7 +607,7 @@ class TuningClientMixin:
 
     def stop_hyper_parameter_tuning_job(self, HyperParameterTuningJobName):  # noqa: N803
         """StopHyperParameterTuningJob: start no more trials and stop the running ones."""
-        _get(HyperParameterTuningJobName, "StopHyperParameterTuningJob").stop()
+        _get(self, HyperParameterTuningJobName, "StopHyperParameterTuningJob").stop()
 
 
 def wait_for_tuning_job(client, name, poll=5):
@@ -622,7 +628,7 @@ def wait_for_tuning_job(client, name, poll=5):
 
     from sagemaker.session import _check_job_status
 
-    job = _get(name, "DescribeHyperParameterTuningJob")
+    job = _get(client, name, "DescribeHyperParameterTuningJob")
     while not job.wait(timeout=poll):
         print(".", end="", flush=True)
         sys.stdout.flush()
