@@ -12,15 +12,17 @@ that call and the ones the SDK makes afterwards, so the SDK's own
 
 How a :class:`LocalTuningJob` runs:
 
-* each trial is an ordinary training job, started with the client's own
-  ``create_training_job`` in a worker thread; at most ``MaxParallelTrainingJobs``
+* each trial is an ordinary training job, driven through the client's own
+  training API (``create_training_job``, ``describe_training_job``,
+  ``stop_training_job``) from a worker thread; at most ``MaxParallelTrainingJobs``
   run at once, and never more than the machine's cores;
 * the next trial's hyperparameters come from :mod:`smgluon_local.search`
   (Random, Bayesian with Optuna's TPE, Grid), encoded as SageMaker sends them:
   strings, with the static hyperparameters and ``_tuning_objective_metric``;
-* the objective is read from the trial's log with the objective's
-  ``MetricDefinitions`` regex, line by line as SageMaker reads CloudWatch
-  logs; its last value is the trial's final objective;
+* the objective is read from the trial's log (``<root>/jobs/<trial>/job.log``,
+  followed as it is written) with the objective's ``MetricDefinitions`` regex,
+  line by line as SageMaker reads CloudWatch logs; the trial's final objective
+  is the last value, from its ``FinalMetricDataList``;
 * ``TrainingJobEarlyStoppingType: Auto`` applies SageMaker's median rule
   (:func:`median_rule_stops`) each time a trial logs an objective value; a
   stopped trial ends as SageMaker records it, ``Stopped``;
@@ -40,6 +42,7 @@ import os
 import re
 import statistics
 import threading
+import time
 import uuid
 
 from botocore.exceptions import ClientError
@@ -52,7 +55,8 @@ __all__ = ["TuningClientMixin", "LocalTuningJob", "median_rule_stops", "wait_for
 
 TUNING_METRIC_PARAM = "_tuning_objective_metric"
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
-_ACTIVE = ("created", "Starting", "Training")
+_RUNNING = ("InProgress", "Stopping")
+_POLL_S = 0.1  # how often a trial's log and status are looked at
 _SORT_KEYS = ("Name", "CreationTime", "Status", "FinalObjectiveMetricValue")
 _TRIAL_STATUSES = ("InProgress", "Completed", "Failed", "Stopping", "Stopped")
 _MIN_REFERENCE_TRIALS = 3  # the median rule needs this many earlier trials at the same epoch
@@ -93,40 +97,23 @@ def median_rule_stops(values, earlier, maximize, min_trials=_MIN_REFERENCE_TRIAL
     return latest < median if maximize else latest > median
 
 
-class _ObjectiveWatcher:
-    """A trial's log stream: reads the objective from every complete line as it is written.
-
-    Args:
-        regex (str): The objective's metric definition regex (first group: the value).
-        on_value (callable): Called with each value found, in order.
-    """
-
-    def __init__(self, regex, on_value):
-        self.regex = re.compile(regex)
-        self.on_value = on_value
-        self._partial = ""
-
-    def write(self, text):
-        lines = (self._partial + text).split("\n")
-        self._partial = lines.pop()
-        for line in lines:
-            for match in self.regex.finditer(line):
-                try:
-                    value = float(match.group(1))
-                except (IndexError, TypeError, ValueError):
-                    continue
-                self.on_value(value)
-
-    def flush(self):
-        pass
+def metric_values(regex, line):
+    """The values a metric definition's regex reads from one log line (its first group, as floats)."""
+    values = []
+    for match in regex.finditer(line):
+        try:
+            values.append(float(match.group(1)))
+        except (IndexError, TypeError, ValueError):
+            continue
+    return values
 
 
 class _TrialSession:
-    """The tuning job's session as a trial sees it: the same everything, but its log goes to a watcher."""
+    """The tuning job's session as a trial sees it: the same everything, but its log is not echoed."""
 
-    def __init__(self, session, log_stream):
+    def __init__(self, session):
         self.__dict__["_session"] = session
-        self.__dict__["log_stream"] = log_stream
+        self.__dict__["log_stream"] = False  # SageMaker does not stream a tuning job's trials either
 
     def __getattr__(self, name):
         return getattr(self._session, name)
@@ -143,8 +130,12 @@ class _Trial:
         self.values = []  # the objective, each time the log reported it
         self.creation_time = datetime.datetime.now()
         self.error = None  # why the job could not even be created
-        self.done = False
+        self.final = None  # the training job's last description
+        self.ended = threading.Event()  # the training job has ended (or never started)
+        self.done = False  # ... and the tuning job has recorded it
         self.early_stopped = False
+        self.stop_wanted = False  # early stopping or StopHyperParameterTuningJob asked for a stop
+        self.stop_sent = False
 
 
 class LocalTuningJob:
@@ -330,21 +321,64 @@ class LocalTuningJob:
         return request
 
     def _run_trial(self, trial):
-        watcher = _ObjectiveWatcher(self.objective_regex, lambda value: self._on_value(trial, value))
-        client = type(self.client)(_TrialSession(self.client.sagemaker_session, watcher))
+        follower = threading.Thread(target=self._follow, args=(trial,), name="smgluon-tune-log-" + trial.name,
+                                    daemon=True)
+        follower.start()
         try:
-            client.create_training_job(**self._training_request(trial))
+            type(self.client)(_TrialSession(self.client.sagemaker_session)).create_training_job(
+                **self._training_request(trial))
+            # create_training_job may return before the job ends (as the service does): wait for the end.
+            while True:
+                desc = self.client.describe_training_job(TrainingJobName=trial.name)
+                if desc["TrainingJobStatus"] not in _RUNNING:
+                    break
+                time.sleep(_POLL_S)
+            trial.final = desc
         except Exception as e:  # the job could not start (bad channel, ...): a failed trial
             trial.error = "%s: %s" % (type(e).__name__, e)
             logger.warning("Tuning job %s: training job %s could not run: %s", self.name, trial.name, trial.error)
         finally:
+            trial.ended.set()
+            follower.join()
             with self._cond:
                 trial.done = True
-                job = self._job(trial)
-                stopped = job is not None and job.state == "Stopped"
+                stopped = trial.final is not None and trial.final["TrainingJobStatus"] == "Stopped"
                 self.strategy.tell(trial.token, self._final_objective(trial), stopped=stopped)
                 self.last_modified = datetime.datetime.now()
                 self._cond.notify_all()
+
+    def _follow(self, trial):
+        """Read the trial's log as it grows (objective values) and send the stop it was asked for."""
+        path = os.path.join(self.client.sagemaker_session.root_dir, "jobs", trial.name, "job.log")
+        regex, log, partial = re.compile(self.objective_regex), None, ""
+        try:
+            while True:
+                ended = trial.ended.is_set()  # read once more after the end: the log is complete then
+                if log is None and os.path.isfile(path):
+                    log = open(path, encoding="utf-8", errors="replace")
+                chunk = log.read() if log is not None else ""
+                lines = (partial + chunk).split("\n")
+                partial = lines.pop()
+                for line in lines:
+                    for value in metric_values(regex, line):
+                        self._on_value(trial, value)
+                if trial.stop_wanted and not trial.stop_sent and not ended:
+                    self._send_stop(trial)
+                if ended:
+                    break
+                time.sleep(_POLL_S)
+        except Exception:  # reading the log is best effort; the job's outcome does not depend on it
+            logger.exception("Tuning job %s: cannot follow the log of %s", self.name, trial.name)
+        finally:
+            if log is not None:
+                log.close()
+
+    def _send_stop(self, trial):
+        try:
+            self.client.stop_training_job(TrainingJobName=trial.name)
+            trial.stop_sent = True
+        except ClientError:
+            pass  # not created yet (retried), or already ended
 
     def _on_value(self, trial, value):
         with self._cond:
@@ -355,20 +389,15 @@ class LocalTuningJob:
             earlier = [t.values for t in self.trials if t.index < trial.index and t.error is None]
             if not median_rule_stops(trial.values, earlier, self.objective_type == "Maximize"):
                 return
-            trial.early_stopped = True
+            trial.early_stopped = trial.stop_wanted = True
         logger.info("Tuning job %s: early stopping %s at epoch %d (%s=%g, worse than the median of earlier trials)",
                     self.name, trial.name, len(trial.values), self.objective_name, value)
-        job = self._job(trial)
-        if job is not None:
-            job.stop()
 
     def _stop_trials(self):
-        """Stop every running trial (called with the lock held)."""
+        """Stop every running trial (called with the lock held; the log followers send the stops)."""
         self._stopping = True
         for trial in self.trials:
-            job = self._job(trial)
-            if not trial.done and job is not None and job.state in _ACTIVE and not job.stop_requested:
-                job.stop()
+            trial.stop_wanted = True
 
     def stop(self):
         """StopHyperParameterTuningJob: no new trials; running ones are stopped."""
@@ -402,24 +431,19 @@ class LocalTuningJob:
 
     # ------------------------------------------------------------------ describing
 
-    @staticmethod
-    def _job(trial):
-        from sagemaker.local.local_session import LocalSagemakerClient
-
-        return LocalSagemakerClient._training_jobs.get(trial.name)
-
     def _final_objective(self, trial):
-        job = self._job(trial)
-        if job is None or job.state in _ACTIVE or job.state == "Failed":
+        """The objective's last value (FinalMetricDataList) of an ended, not failed trial."""
+        if trial.final is None or trial.final["TrainingJobStatus"] not in ("Completed", "Stopped"):
             return None
-        for metric in getattr(job, "metrics", None) or []:
+        for metric in trial.final.get("FinalMetricDataList") or []:
             if metric["MetricName"] == self.objective_name and math.isfinite(metric["Value"]):
                 return metric["Value"]
         return None
 
     def _best_trial(self):
-        candidates = [t for t in self.trials if t.done and (self._job(t) is not None and self._job(t).state ==
-                                                             "Completed") and self._final_objective(t) is not None]
+        # Stopped trials have no model to deploy here, so the best is a completed one.
+        candidates = [t for t in self.trials if t.done and self._final_objective(t) is not None
+                      and t.final["TrainingJobStatus"] == "Completed"]
         if not candidates:
             return None
         sign = 1 if self.objective_type == "Maximize" else -1
@@ -435,14 +459,18 @@ class LocalTuningJob:
             "CreationTime": trial.creation_time,
             "TunedHyperParameters": dict(trial.tuned),
         }
-        job = self._job(trial)
-        if job is None:
+        desc = trial.final if trial.done else None
+        if desc is None and not trial.done:
+            try:
+                desc = self.client.describe_training_job(TrainingJobName=trial.name)
+            except ClientError:
+                desc = None  # not created yet
+        if desc is None:
             summary.update(TrainingJobStatus="Failed" if trial.done else "InProgress", ObjectiveStatus=(
                 "Failed" if trial.done else "Pending"))
             if trial.error:
                 summary["FailureReason"] = trial.error
             return summary
-        desc = job.describe()
         status = desc["TrainingJobStatus"]
         if not trial.done and status != "Stopping":
             status = "InProgress"  # until the tuning job has recorded the end
