@@ -296,6 +296,15 @@ def _add_tune(sub):
 SUBCOMMANDS.append(_add_tune)
 
 
+def _add_quickstart(sub):
+    from smgluon_local.quickstart import add_quickstart_command  # imports this module
+
+    add_quickstart_command(sub)
+
+
+SUBCOMMANDS.append(_add_quickstart)
+
+
 def build_parser():
     """The argparse parser with every registered subcommand."""
     parser = argparse.ArgumentParser(prog="smgluon", description="SageMaker MXNet Gluon workloads, locally.")
@@ -321,9 +330,16 @@ def _user_errors():
     return tuple(errors)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        # `kill`/`timeout` send SIGTERM: unwind like Ctrl-C, so jobs and endpoints are stopped.
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
     except KeyboardInterrupt:
