@@ -436,6 +436,37 @@ def test_stopping_a_tuning_job_stops_its_running_trial(session, tmp_path):
     assert live_processes_under(session.root_dir) == []
 
 
+@pytest.mark.slow
+def test_completion_criteria_and_max_runtime_end_the_tuning_job(session, tmp_path):
+    from sagemaker.tuner import TuningJobCompletionCriteriaConfig
+
+    channels = {"train": "file://" + str(tmp_path)}
+    # Target reached by the first trial (0.9 * (1 - 0.5) = 0.45): no second trial starts.
+    tuner = _curve_tuner(session, {"quality": CategoricalParameter([0.9, 0.2, 0.3])}, strategy="Grid",
+                         completion_criteria_config=TuningJobCompletionCriteriaConfig(target_objective_metric_value=0.4))
+    tuner.fit(channels)
+    assert tuner.describe()["TrainingJobStatusCounters"]["Completed"] == 1
+
+    # The best (the first) not improved on by two trials: the fourth never starts.
+    tuner = _curve_tuner(session, {"quality": CategoricalParameter([0.9, 0.2, 0.3, 0.95])}, strategy="Grid",
+                         completion_criteria_config=TuningJobCompletionCriteriaConfig(
+                             max_number_of_training_jobs_not_improving=2))
+    tuner.fit(channels, job_name="patience")
+    desc = tuner.describe()
+    assert desc["TrainingJobStatusCounters"]["Completed"] == 3 and desc["HyperParameterTuningJobStatus"] == "Completed"
+
+    # MaxRuntimeInSeconds: the running trial is stopped and so is the tuning job.
+    tuner = _curve_tuner(session, {"quality": ContinuousParameter(0.1, 0.9)}, static={"epochs": 60,
+                         "seconds_per_epoch": 0.5}, max_jobs=3, strategy="Random", max_runtime_in_seconds=6)
+    started = time.monotonic()
+    tuner.fit(channels, job_name="deadline")
+    assert time.monotonic() - started < 30
+    desc = tuner.describe()
+    assert desc["HyperParameterTuningJobStatus"] == "Stopped"
+    assert desc["TrainingJobStatusCounters"]["Stopped"] == 1 and sum(desc["TrainingJobStatusCounters"].values()) == 1
+    assert live_processes_under(session.root_dir) == []
+
+
 def _first_trial_logged(session, tuning_job_name):
     jobs = os.path.join(session.root_dir, "jobs")
     for name in os.listdir(jobs) if os.path.isdir(jobs) else []:

@@ -201,7 +201,8 @@ class LocalTuningJob:
         self.max_runtime = limits.get("MaxRuntimeInSeconds")
         criteria = config.get("TuningJobCompletionCriteria") or {}
         self.target = criteria.get("TargetObjectiveMetricValue")
-        for key in sorted(set(criteria) - {"TargetObjectiveMetricValue"}):
+        self.patience = (criteria.get("BestObjectiveNotImproving") or {}).get("MaxNumberOfTrainingJobsNotImproving")
+        for key in sorted(set(criteria) - {"TargetObjectiveMetricValue", "BestObjectiveNotImproving"}):
             logger.warning("Tuning job %s: TuningJobCompletionCriteria.%s is ignored locally", self.name, key)
         static = definition.get("StaticHyperParameters") or {}
         try:
@@ -272,7 +273,7 @@ class LocalTuningJob:
         while True:
             if deadline and datetime.datetime.now() >= deadline:
                 self._stop_trials()
-            if self._stopping or len(self.trials) >= self.max_jobs or self._target_reached():
+            if self._stopping or len(self.trials) >= self.max_jobs or self._criteria_met():
                 return False
             if self._running() < self.parallel:
                 return True
@@ -287,14 +288,20 @@ class LocalTuningJob:
     def _running(self):
         return sum(1 for t in self.trials if not t.done)
 
-    def _target_reached(self):
-        if self.target is None:
-            return False
+    def _criteria_met(self):
+        """TuningJobCompletionCriteria: the target reached, or the best not improved for N trials."""
         best = self._best_trial()
         if best is None:
             return False
         value = self._final_objective(best)
-        return value >= self.target if self.objective_type == "Maximize" else value <= self.target
+        if self.target is not None and (value >= self.target if self.objective_type == "Maximize"
+                                        else value <= self.target):
+            return True
+        if self.patience:
+            # Trials ended after the best one started, in the order they started.
+            later = [t for t in self.trials if t.index > best.index and t.done]
+            return len(later) >= self.patience
+        return False
 
     def _trial_name(self, index):
         # SageMaker's names for a tuning job's training jobs: <tuning job>-<NNN>-<8 hex digits>.
