@@ -28,10 +28,9 @@ lock:
 	/tmp/smgluon-lock/bin/pip install -q -r requirements/base.in
 	/tmp/smgluon-lock/bin/pip freeze --exclude-editable | grep -v "^smgluon" > requirements/lock.txt && printf "setuptools==65.5.0\nwheel==0.44.0\n" >> requirements/lock.txt
 
+# Every benchmark, one after another, then bench/results.md (see bench/__main__.py; about an hour).
 bench: setup
-	$(BIN)/python -m bench.mlp_speed
-	$(BIN)/python bench/movielens_mf.py
-	$(BIN)/python bench/local_mode_overhead.py
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info lib/*.egg-info .pytest_cache
