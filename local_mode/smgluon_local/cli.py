@@ -251,14 +251,19 @@ def _add_common(p):
     p.add_argument("--lib", help="the smgluon package shipped as a dependency (default: ./lib/smgluon)")
 
 
+def _add_channel_options(p):
+    """``--train``, ``--test`` and ``--training`` (read by :func:`_channels`)."""
+    p.add_argument("--train", metavar="DIR", help="the train channel")
+    p.add_argument("--test", metavar="DIR", help="the test channel")
+    p.add_argument("--training", metavar="DIR", help="one channel holding train and test files")
+
+
 def _add_train(sub):
     p = sub.add_parser("train", help="train a workload as a local SageMaker training job",
                        description="Train entry_points/WORKLOAD.py through the SageMaker SDK, locally.")
     p.add_argument("workload", metavar="WORKLOAD", help="entry point name in entry_points/, e.g. mnist_mlp")
     p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="a hyperparameter (repeatable)")
-    p.add_argument("--train", metavar="DIR", help="the train channel")
-    p.add_argument("--test", metavar="DIR", help="the test channel")
-    p.add_argument("--training", metavar="DIR", help="one channel holding train and test files")
+    _add_channel_options(p)
     p.add_argument("--output", metavar="DIR", default="smgluon-output",
                    help="where <job>/output/model.tar.gz goes (default: ./smgluon-output)")
     _add_common(p)

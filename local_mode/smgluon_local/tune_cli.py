@@ -145,9 +145,7 @@ def add_tune_command(sub):
                    help="Auto stops trials worse than the median of earlier ones at the same epoch (default: Off)")
     p.add_argument("--seed", type=int, help="random seed of the search (default: none)")
     p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="a static hyperparameter (repeatable)")
-    p.add_argument("--train", metavar="DIR", help="the train channel")
-    p.add_argument("--test", metavar="DIR", help="the test channel")
-    p.add_argument("--training", metavar="DIR", help="one channel holding train and test files")
+    cli._add_channel_options(p)
     p.add_argument("--output", metavar="DIR", default="smgluon-tuning",
                    help="where trials.csv, trials.png and <job>/output/model.tar.gz go (default: ./smgluon-tuning)")
     cli._add_common(p)
