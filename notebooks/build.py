@@ -64,11 +64,11 @@ NOTEBOOKS = {}
 
 NOTEBOOKS["mnist_mlp"] = [
     ("markdown", '''\
-# MNIST MLP: train, deploy and predict with the SageMaker SDK
+# MNIST MLP: train, deploy, predict and tune with the SageMaker SDK
 
 The workshop's first lab, `entry_points/mnist_mlp.py`: Dense(128) → Dense(64) → Dense(10)
 on 28×28 digit images. Every cell uses the SageMaker Python SDK's own objects
-(`MXNet`, the predictor); only the session changes between
+(`MXNet`, `HyperparameterTuner`, the predictor); only the session changes between
 this machine (`MODE = "local"`, smgluon's docker-free `ProcessSession`) and
 Amazon SageMaker (`MODE = "sagemaker"`).
 
@@ -121,6 +121,33 @@ print("accuracy on these 16: %.2f" % accuracy)'''),
 answer = predictor.predict({"instances": batch[:2].tolist(), "probabilities": True})
 print(np.round(answer["probabilities"], 3))'''),
     ("code", "predictor.delete_endpoint()"),
+    ("markdown", '''\
+## Tune
+
+`HyperparameterTuner` with the workload's published ranges, metric regexes and
+objective. SDK local mode refuses tuning; `ProcessSession` runs it on this machine
+(parallel jobs bounded by the cores).'''),
+    ("code", '''\
+from sagemaker.tuner import HyperparameterTuner
+
+from smgluon_local.workload_tuning import hyperparameter_ranges
+
+ranges = hyperparameter_ranges(mnist_mlp)   # the SDK's parameter objects, from the workload's declarations
+print(ranges)
+tuner = HyperparameterTuner(estimator,
+                            objective_metric_name=mnist_mlp.OBJECTIVE["metric"],
+                            objective_type=mnist_mlp.OBJECTIVE["type"],
+                            hyperparameter_ranges={k: ranges[k] for k in ("learning_rate", "optimizer")},
+                            metric_definitions=mnist_mlp.METRIC_DEFINITIONS,
+                            max_jobs=4, max_parallel_jobs=2, strategy="Random")
+estimator.set_hyperparameters(epochs=1)
+tuner.fit(inputs)
+print("best job:", tuner.best_training_job())
+tuner.analytics().dataframe().sort_values("FinalObjectiveValue", ascending=False)'''),
+    ("code", '''\
+best = tuner.deploy(initial_instance_count=1, instance_type=instance_type)
+print(best.predict(batch[:4].tolist()))
+best.delete_endpoint()'''),
 ]
 
 NOTEBOOKS["movielens_mf"] = [
