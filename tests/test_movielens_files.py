@@ -20,6 +20,11 @@ def test_ratings_keep_the_timestamp():
     assert set(np.unique(ratings[:, 2]).tolist()) == {1, 2, 3, 4, 5}
 
 
+def test_genre_names_are_those_of_u_genre():
+    with open(os.path.join(ML_100K, "u.genre")) as f:
+        assert tuple(line.split("|")[0] for line in f if line.strip()) == GENRES
+
+
 def test_items_hold_titles_years_and_genres():
     items = read_items(os.path.join(ML_100K, "u.item"))
     assert len(items) == 1682 and items.ids[:3].tolist() == [1, 2, 3]

@@ -11,6 +11,7 @@ side effects. One module per concern:
 * :mod:`smgluon.kvstore` — kvstore choice and which host saves the model;
 * :mod:`smgluon.idx`, :mod:`smgluon.channels` — data files and channel layouts;
 * :mod:`smgluon.movielens` — reading the MovieLens-100k files;
+* :mod:`smgluon.ranking` — top-k evaluation of recommenders (the NCF protocol, HR@k, NDCG@k);
 * :mod:`smgluon.metrics` — metric lines, regexes and metrics.json;
 * :mod:`smgluon.failure` — the failure file;
 * :mod:`smgluon.checkpoints` — checkpoints to resume from;
