@@ -1,0 +1,389 @@
+"""dssm on a real slice of ml-100k: features, a one-epoch run, script mode, save → serve for the three
+request kinds, client errors, and the docker-free local mode."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import dssm
+import mxnet as mx
+import numpy as np
+import pytest
+from conftest import ENTRY_POINTS, REPO, run_script_mode, sagemaker_env, to_cmd_args, write_movielens_slice
+
+from smgluon.channels import ChannelError
+from smgluon.hyperparameters import HyperparameterError
+from smgluon.serving import RequestError
+
+FAST = {"epochs": 1, "batch_size": 256, "num_factors": 16, "hidden": 32, "learning_rate": 0.005}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_movielens_slice(str(tmp_path_factory.mktemp("ml-100k-slice")), 300)
+
+
+# ---------------------------------------------------------------- features
+
+
+def test_title_words_drop_the_year_and_keep_accents():
+    assert dssm.title_words("Godfather, The (1972)") == ["godfather", "the"]
+    assert dssm.title_words("Cité des enfants perdus, La (1995)") == ["cité", "des", "enfants", "perdus", "la"]
+    assert dssm.title_words("Die Hard: With a Vengeance (1995)") == ["die", "hard", "with", "a", "vengeance"]
+    assert dssm.title_words("Babe (1995) (1995)") == ["babe", "1995"] and dssm.title_words("Heat, heat") == ["heat"]
+
+
+def test_buckets():
+    years = (0, 1922, 1939, 1940, 1955, 1984, 1985, 1990, 1997, 1998, 2010)
+    assert [dssm.year_bucket(y) for y in years] == [0, 1, 1, 2, 3, 6, 7, 8, 15, 16, 16]
+    assert dssm.NUM_YEAR_BUCKETS == 17
+    assert [dssm.age_bucket(a) for a in (7, 17, 18, 24, 25, 49, 50, 56, 73)] == [0, 0, 1, 1, 2, 4, 5, 6, 6]
+    assert [dssm.zip_bucket(z) for z in ("85711", "01002", "T8H1N", "")] == [8, 0, 10, 10]
+
+
+def test_bags_are_csr_rows_weighted_by_one_over_sqrt_size():
+    parts = dssm.bag_rows([[0, 2], [1], [], [3, 1, 0, 2]], 4)
+    dense = dssm.take_csr(parts, [3, 0, 2, 0], 4).tostype("default").asnumpy()
+    expected = np.array([[0.5, 0.5, 0.5, 0.5], [2**-0.5, 0, 2**-0.5, 0], [0, 0, 0, 0], [2**-0.5, 0, 2**-0.5, 0]])
+    assert np.allclose(dense, expected)
+    with pytest.raises(ValueError, match="out of range"):
+        dssm.bag_rows([[4]], 4)
+
+
+# ---------------------------------------------------------------- training
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    # the notebook call: one 'training' channel, values as SageMaker's JSON-encoded strings
+    out = str(tmp_path_factory.mktemp("output"))
+    net = dssm.train(
+        {"training": data_dir}, {k: json.dumps(v) for k, v in FAST.items()}, ["local"], 0, output_data_dir=out
+    )
+    with open(os.path.join(out, "metrics.json")) as f:
+        return net, json.load(f)
+
+
+def test_one_epoch_on_a_real_slice_ranks_better_than_chance(trained):
+    net, saved = trained
+    (epoch,) = saved["epochs"]
+    assert saved["workload"] == "dssm" and saved["hyperparameters"]["loss"] == "softmax"
+    # chance is HR@10 = 0.1 and NDCG@10 = 0.045 (100 candidates)
+    assert epoch["warm_hr10"] > 0.18 and epoch["warm_ndcg10"] > 0.07
+    assert epoch["cold_hr10"] > 0.15 and epoch["cold_ndcg10"] > 0.07
+    assert saved["final"]["warm_hr10"] == epoch["warm_hr10"]
+    summary = net.split.summary()
+    assert summary["cold_items"] == 168 and summary["negatives"] == 99
+    assert summary["warm_cases"] == 300 and summary["cold_cases"] > 1000
+    # the evaluation is the shared protocol, scored through the serving code's vectors
+    again = dssm.evaluate(net, net.split)
+    assert again["warm_hr10"] == pytest.approx(epoch["warm_hr10"]) and again["cold_hr10"] == pytest.approx(
+        epoch["cold_hr10"]
+    )
+
+
+def test_the_catalog_keeps_cold_items_out_of_training(trained, data_dir):
+    net, _ = trained
+    c = net.catalog
+    assert len(c.item_ids) == 1682 and len(c.user_ids) == 943
+    cold_rows = {c.item_index[i] for i in c.cold_item_ids}
+    assert len(cold_rows) == 168 and not cold_rows & {i for seen in c.seen for i in seen}
+    cold_only = set().union(*(dssm.title_words(c.titles[r]) for r in cold_rows)) - set().union(
+        *(dssm.title_words(c.titles[r]) for r in range(len(c.item_ids)) if r not in cold_rows)
+    )
+    assert cold_only and not cold_only & set(c.vocabulary)  # the vocabulary is the training movies' words
+    assert c.seen[c.user_index[301]] == []  # users outside the slice rated nothing
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"loss": "cosine"},
+        {"loss": "softmax", "logq_correction": False, "temperature": 0.2},
+        {"loss": "cosine", "user_history": False, "negatives": 2, "optimizer": "sgd", "learning_rate": 0.1},
+        {"split": "none"},
+    ],
+)
+def test_variants_train_and_round_trip(data_dir, tmp_path, extra):
+    hps = dict(FAST, **extra)
+    net = dssm.train({"train": data_dir}, hps, ["local"], 0, output_data_dir=str(tmp_path / "out"))
+    saved = json.load(open(str(tmp_path / "out" / "metrics.json")))
+    assert np.isfinite(saved["final"]["train_loss"])
+    if extra.get("split") == "none":
+        assert net.split is None and "warm_hr10" not in saved["final"] and net.catalog.cold_item_ids == []
+    else:
+        assert saved["final"]["warm_hr10"] > 0.12
+    dssm.save(net, str(tmp_path / "model"))
+    served = dssm.model_fn(str(tmp_path / "model"))
+    expected = dssm.recommender(net)
+    assert np.allclose(served.user_vectors, expected.user_vectors, atol=1e-5)
+    assert np.allclose(served.item_vectors, expected.item_vectors, atol=1e-5)
+    assert len(ask(served, {"user_id": 7, "top_k": 3})["recommendations"]) == 3
+
+
+@pytest.mark.parametrize("loss", ["cosine", "softmax"])
+def test_hybridized_losses_have_the_imperative_gradients(loss):
+    rng = np.random.RandomState(0)
+    user_vectors, item_vectors = mx.nd.array(rng.randn(10, 4)), mx.nd.array(rng.randn(12, 4))
+    users = mx.nd.array([1, 3, 5])
+    if loss == "cosine":
+        inputs = [users, mx.nd.array([[2, 3], [4, 5], [11, 0]]), mx.nd.array([[1, 0]] * 3)]
+    else:
+        inputs = [users, mx.nd.array([2, 4, 11]), mx.nd.array(rng.randn(3, 3)), mx.nd.arange(3)]
+    grads = []
+    for hybridize in (False, True):
+        loss_fn = dssm.build_loss(dssm.HYPERPARAMETERS.parse_dict({"loss": loss}), hybridize)
+        u, v = user_vectors.copy(), item_vectors.copy()
+        u.attach_grad()
+        v.attach_grad()
+        with mx.autograd.record():
+            out = loss_fn(u, v, *inputs)
+        out.backward()
+        grads.append((out.asnumpy(), u.grad.asnumpy(), v.grad.asnumpy()))
+    for imperative, hybrid in zip(*grads):
+        assert np.allclose(imperative, hybrid, atol=1e-5)
+
+
+def test_checkpoints_resume(data_dir, tmp_path):
+    ckpt = str(tmp_path / "ckpt")
+    dssm.train({"training": data_dir}, FAST, ["local"], 0, checkpoint_dir=ckpt)
+    dssm.train(
+        {"training": data_dir}, dict(FAST, epochs=2), ["local"], 0, checkpoint_dir=ckpt, output_data_dir=str(tmp_path)
+    )
+    saved = json.load(open(str(tmp_path / "metrics.json")))
+    assert [e["epoch"] for e in saved["epochs"]] == [2]
+
+
+# ---------------------------------------------------------------- bad data and hyperparameters
+
+
+def test_missing_or_inconsistent_files_are_clear_errors(data_dir, tmp_path):
+    broken = str(tmp_path / "ml")
+    shutil.copytree(data_dir, broken)
+    os.remove(os.path.join(broken, "u.user"))
+    with pytest.raises(ChannelError, match=r"user file .*u\.user does not exist"):
+        dssm.train({"training": broken}, FAST, ["local"], 0)
+    with open(os.path.join(broken, "u.user"), "w") as f:
+        f.write("1|24|M|technician|85711\n")
+    with pytest.raises(ChannelError, match=r"user ids \[2, 3, .*\] are rated in u\.data but missing from u\.user"):
+        dssm.train({"training": broken}, FAST, ["local"], 0)
+    with pytest.raises(ChannelError, match="only .* training ratings >= 4 for batch_size 100000"):
+        dssm.train({"training": data_dir}, dict(FAST, batch_size=100000), ["local"], 0)
+
+
+def test_script_mode_bad_hyperparameter_fails_before_reading_data(tmp_path):
+    env = sagemaker_env(str(tmp_path), {"training": str(tmp_path / "nowhere")}, {})
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ENTRY_POINTS, "dssm.py"), "--loss", "hinge"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    reason = (tmp_path / "output" / "failure").read_text()
+    assert reason.startswith('HyperparameterError: hyperparameter loss="hinge" is not allowed: expected one of')
+    with pytest.raises(HyperparameterError, match="Did you mean 'negatives'"):
+        dssm.parse_args(["--negative", "3"])
+
+
+# ---------------------------------------------------------------- script mode
+
+
+@pytest.mark.slow
+def test_script_mode_trains_and_saves(data_dir, tmp_path):
+    proc = run_script_mode("dssm.py", str(tmp_path), {"training": data_dir}, dict(FAST, epochs=2))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(os.listdir(str(tmp_path / "model"))) == sorted(dssm.MODEL_FILES)
+    saved = json.load(open(str(tmp_path / "output" / "data" / "metrics.json")))
+    assert [e["epoch"] for e in saved["epochs"]] == [1, 2]
+    for definition in dssm.METRIC_DEFINITIONS:
+        values = [float(m.group(1)) for m in re.finditer(definition["Regex"], proc.stdout)]
+        assert len(values) == 2, definition  # one per epoch: the final_ line and JSON records don't match
+    assert dssm.OBJECTIVE == {"metric": "warm_hr10", "type": "Maximize"}
+
+
+def test_main_in_process(data_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    monkeypatch.setenv("SM_OUTPUT_DATA_DIR", str(tmp_path / "output" / "data"))
+    monkeypatch.delenv("SM_CHANNELS", raising=False)
+    argv = ["--training-dir", data_dir, "--model-dir", str(tmp_path / "model"), "--max-train-samples", "8000"]
+    dssm.main(argv + to_cmd_args(dict(FAST, user_history=False)))
+    assert "warm_hr10=" in capsys.readouterr().out
+    assert sorted(os.listdir(str(tmp_path / "model"))) == sorted(dssm.MODEL_FILES)
+
+
+# ---------------------------------------------------------------- serving
+
+
+@pytest.fixture(scope="module")
+def served(trained, tmp_path_factory):
+    model_dir = str(tmp_path_factory.mktemp("model"))
+    dssm.save(trained[0], model_dir)
+    assert sorted(os.listdir(model_dir)) == sorted(dssm.MODEL_FILES)  # no temporary files left behind
+    return dssm.model_fn(model_dir)
+
+
+def ask(model, payload, content_type="application/json"):
+    body, ctype = dssm.transform_fn(
+        model, payload if isinstance(payload, (str, bytes)) else json.dumps(payload), content_type, "application/json"
+    )
+    assert ctype == "application/json"
+    return json.loads(body)
+
+
+def _sorted_desc(scores):
+    return scores == sorted(scores, reverse=True)
+
+
+def test_served_vectors_match_the_trained_net(trained, served):
+    expected = dssm.recommender(trained[0])
+    assert served.item_vectors.shape == (1682, 16) and served.user_vectors.shape == (943, 16)
+    assert np.allclose(served.item_vectors, expected.item_vectors, atol=1e-5)
+    assert np.allclose(served.user_vectors, expected.user_vectors, atol=1e-5)
+    assert np.allclose(np.linalg.norm(served.item_vectors, axis=1), 1.0, atol=1e-4)  # scores are cosines
+
+
+def test_user_request_recommends_unrated_movies(served, data_dir):
+    answer = ask(served, {"user_id": 196, "top_k": 10})
+    recs = answer["recommendations"]
+    assert answer["user_id"] == 196 and len(recs) == 10
+    c = served.catalog
+    rated = {c.item_ids[i] for i in c.seen[c.user_index[196]]}
+    assert rated and not rated & {r["item_id"] for r in recs}
+    assert _sorted_desc([r["score"] for r in recs]) and all(-1 <= r["score"] <= 1 for r in recs)
+    assert all(c.titles[c.item_index[r["item_id"]]] == r["title"] for r in recs)
+    user = served.user_vectors[c.user_index[196]]
+    top = recs[0]
+    assert top["score"] == pytest.approx(float(served.item_vectors[c.item_index[top["item_id"]]] @ user), abs=1e-4)
+
+
+def test_item_request_finds_similar_movies(served):
+    answer = ask(served, {"item_id": 50, "top_k": 5})
+    assert answer["item_id"] == 50 and answer["title"] == "Star Wars (1977)"
+    similar = answer["similar_items"]
+    assert len(similar) == 5 and 50 not in [s["item_id"] for s in similar]
+    assert _sorted_desc([s["score"] for s in similar])
+
+
+def test_title_request_ranks_users_for_a_new_movie(served):
+    payload = {"title": "Star Trek: The Lost Voyage (1999)", "genres": ["Sci-Fi", "action"], "year": 1999, "top_k": 5}
+    answer = ask(served, payload)
+    assert answer["genres"] == ["Action", "Sci-Fi"] and answer["year"] == 1999
+    assert {"star", "trek", "the"} <= set(answer["known_title_words"])
+    assert "lost" not in served.catalog.vocabulary or "lost" in answer["known_title_words"]
+    assert not set(answer["unknown_title_words"]) & set(served.catalog.vocabulary)
+    users = answer["users"]
+    assert len(users) == 5 and _sorted_desc([u["score"] for u in users])
+    c = served.catalog
+    first = users[0]
+    row = c.user_index[first["user_id"]]
+    assert (first["age"], first["gender"], first["occupation"]) == (c.ages[row], c.genders[row], c.occupations[row])
+    vector, _, _ = served.new_item_vector(payload["title"], [1, 15], 1999)
+    assert first["score"] == pytest.approx(float(served.user_vectors[row] @ vector), abs=1e-4)
+    # genres and year are optional
+    assert len(ask(served, {"title": "Completely Unheard Of", "top_k": 3})["users"]) == 3
+
+
+def test_a_cold_movie_described_by_its_content_gets_its_catalog_vector(served):
+    # the item tower reads content only, so a movie held out of training is placed by the same path
+    c = served.catalog
+    row = c.item_index[c.cold_item_ids[0]]
+    vector, _, _ = served.new_item_vector(c.titles[row], c.genres[row], c.years[row])
+    assert np.allclose(vector, served.item_vectors[row], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"user_id": 99999, "top_k": 5}, "unknown user_id 99999"),
+        ({"user_id": "196", "top_k": 5}, "'user_id' must be an integer user id"),
+        ({"user_id": True, "top_k": 5}, "'user_id' must be an integer"),
+        ({"item_id": 5000, "top_k": 5}, "unknown item_id 5000"),
+        ({"item_id": 1.5, "top_k": 5}, "'item_id' must be an integer item id"),
+        ({"user_id": 196, "top_k": 0}, "'top_k' must be an integer in 1..100"),
+        ({"user_id": 196, "top_k": 101}, "'top_k' must be an integer in 1..100"),
+        ({"item_id": 50, "top_k": "10"}, "'top_k' must be an integer in 1..100"),
+        ({"user_id": 196}, "unrecognised request with keys ['user_id']"),
+        ({"user_id": 196, "item_id": 50, "top_k": 5}, "unrecognised request"),
+        ({"title": "X", "top_k": 5, "director": "Y"}, "unrecognised request"),
+        ({"title": "", "top_k": 5}, '"title" must be a non-empty string'),
+        ({"title": 42, "top_k": 5}, '"title" must be a non-empty string'),
+        ({"title": "x" * 501, "top_k": 5}, "at most 500 characters"),
+        ({"title": "X", "genres": "Comedy", "top_k": 5}, '"genres" must be a list of genre names'),
+        ({"title": "X", "genres": ["Comdy"], "top_k": 5}, "unknown genre 'Comdy'. Did you mean 'Comedy'?"),
+        ({"title": "X", "year": "1997", "top_k": 5}, "'year' must be a release year in 1800..2100"),
+        ({"title": "X", "year": 3000, "top_k": 5}, "'year' must be a release year"),
+        ([{"user_id": 196, "top_k": 5}], "expected a JSON object"),
+        ("{not json", "invalid JSON payload"),
+    ],
+)
+def test_bad_requests_are_client_errors(served, payload, message):
+    with pytest.raises(RequestError, match=re.escape(message)) as info:
+        ask(served, payload)
+    assert info.value.status_code == 400
+
+
+def test_unsupported_content_types(served):
+    with pytest.raises(RequestError) as info:
+        ask(served, "196,10", "text/csv")
+    assert info.value.status_code == 415
+    with pytest.raises(RequestError) as info:
+        dssm.transform_fn(served, '{"user_id": 196, "top_k": 5}', "application/json", "text/csv")
+    assert info.value.status_code == 406
+    # after bad requests the model still answers
+    assert len(ask(served, {"item_id": 1, "top_k": 2})["similar_items"]) == 2
+
+
+def test_trained_net_serves_in_a_notebook(trained):
+    net = trained[0]
+    assert len(ask(net, {"user_id": 5, "top_k": 3})["recommendations"]) == 3
+    assert dssm.recommender(net) is dssm.recommender(net)  # vectors computed once
+
+
+def test_readme_documents_the_hyperparameters():
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    section = readme.split("<!-- hyperparameters:dssm -->\n")[1].split("\n<!-- /hyperparameters:dssm -->")[0]
+    assert section == dssm.HYPERPARAMETERS.markdown_table()
+
+
+# ---------------------------------------------------------------- local mode
+
+
+@pytest.mark.slow
+def test_local_mode_fit_deploy_and_the_three_requests(data_dir, tmp_path):
+    from local_helpers import NoInternet, live_processes_under, mxnet_estimator
+
+    from smgluon_local import ProcessSession
+
+    with NoInternet() as guard:
+        session = ProcessSession(root_dir=str(tmp_path / "root"))
+        est = mxnet_estimator(
+            session,
+            "dssm.py",
+            source_dir=ENTRY_POINTS,
+            dependencies=[os.path.join(REPO, "lib", "smgluon")],
+            output_path="file://" + str(tmp_path / "out"),
+            hyperparameters=dict(FAST, split="none"),
+        )
+        est.fit({"training": "file://" + data_dir})
+        predictor = est.deploy(initial_instance_count=1, instance_type="local")
+        try:
+            recs = predictor.predict({"user_id": 196, "top_k": 4})["recommendations"]
+            assert len(recs) == 4 and all(r["title"] for r in recs)
+            assert len(predictor.predict({"item_id": 50, "top_k": 3})["similar_items"]) == 3
+            new = {"title": "Toy Story 3 (2010)", "genres": ["Animation", "Comedy"], "year": 2010, "top_k": 2}
+            assert len(predictor.predict(new)["users"]) == 2
+            from botocore.exceptions import ClientError
+
+            with pytest.raises(ClientError, match="unknown user_id 99999"):
+                predictor.predict({"user_id": 99999, "top_k": 4})
+            assert len(predictor.predict({"user_id": 1, "top_k": 1})["recommendations"]) == 1  # still up
+        finally:
+            predictor.delete_endpoint()
+    assert guard.attempts == []
+    assert live_processes_under(session.root_dir) == []
