@@ -1,0 +1,262 @@
+"""Benchmark of entry_points/dssm.py on ml-100k with the NCF protocol, beside popularity, random and MF.
+
+One split (:func:`smgluon.ranking.ncf_split`: positives are ratings >= 4, a
+seeded 10% of the movies held out as cold items, each user's latest positive
+held out, 99 sampled unrated negatives per case) is scored for:
+
+* a random ranking and the popularity baseline (number of training ratings);
+* movielens_mf, the real workload (its best model, svdpp, with its defaults),
+  trained on the same training ratings; it ranks by predicted rating and has
+  no vector for a movie without ratings, so it has no cold figure;
+* each DSSM configuration of :data:`CONFIGS`, trained by the entry point's own
+  ``train`` (which builds the same split from the same seed; checked here).
+
+Figures are those after the last epoch (no early stopping on the test cases).
+Writes a markdown table to ``bench/results/dssm.md``. Run from the repository root::
+
+    nohup .venv/bin/python bench/dssm.py > /tmp/dssm-bench.log 2>&1 &
+    .venv/bin/python bench/dssm.py --only popularity mf cosine
+"""
+
+import argparse
+import contextlib
+import datetime
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.join(REPO, "entry_points"), os.path.join(REPO, "lib"), REPO]
+
+import dssm  # noqa: E402
+import movielens_mf  # noqa: E402
+import mxnet as mx  # noqa: E402
+
+from bench.movielens_mf import machine  # noqa: E402
+from smgluon import ranking  # noqa: E402
+from smgluon.movielens import read_items, read_ratings  # noqa: E402
+
+SHARED_DATA = os.environ.get("SMGLUON_SHARED_DATA", os.path.join(os.path.dirname(REPO), "shared", "data"))
+RESULTS = os.path.join(REPO, "bench", "results", "dssm.md")
+THRESHOLD, COLD_FRACTION, NEGATIVES, SEED = 4, 0.1, 99, 42
+MF_HPS = {"model": "svdpp"}  # movielens_mf's best model on u1.test, with its tuned defaults (25 epochs)
+
+# name → DSSM hyperparameters beyond the entry point's defaults
+CONFIGS = [
+    ("dssm-softmax", {}),  # the entry point's defaults
+    ("dssm-softmax-no-logq", {"logq_correction": False}),
+    ("dssm-softmax-no-history", {"user_history": False}),
+    ("dssm-cosine", {"loss": "cosine", "batch_size": 256, "epochs": 20}),  # the workshop's loss
+]
+BASELINES = ["random", "popularity", "mf"]
+
+
+def evaluate_both(scorer, split, cold=True):
+    warm = ranking.evaluate(scorer, split.warm_users, split.warm_candidates)
+    return {"warm": warm, "cold": ranking.evaluate(scorer, split.cold_users, split.cold_candidates) if cold else None}
+
+
+def random_scorer(seed):
+    rng = np.random.RandomState(seed)
+    return lambda users, candidates: rng.rand(*candidates.shape)
+
+
+def write_ratings(path, rows):
+    with open(path, "w") as f:
+        f.writelines("%d\t%d\t%d\t%d\n" % tuple(r) for r in rows.tolist())
+
+
+def run_mf(data_dir, ratings, split):
+    """Trains movielens_mf on the split's training ratings (u1.base) and scores the warm cases by predicted rating."""
+    held_out = set(zip(split.warm_users.tolist(), split.warm_candidates[:, 0].tolist()))
+    test = np.array([r for r in ratings.tolist() if (r[0], r[1]) in held_out])
+    with tempfile.TemporaryDirectory() as work, contextlib.redirect_stdout(io.StringIO()):
+        shutil.copy(os.path.join(data_dir, "u.item"), work)
+        write_ratings(os.path.join(work, "u1.base"), split.train)
+        write_ratings(os.path.join(work, "u1.test"), test)  # MF's validation RMSE: the held-out positives
+        net = movielens_mf.train(
+            {"training": work}, dict(MF_HPS, split="u1", seed=SEED), ["local"], 0, output_data_dir=work
+        )
+        with open(os.path.join(work, "metrics.json")) as f:
+            doc = json.load(f)
+    catalog = net.catalog
+    user_row = np.vectorize(catalog.user_index.__getitem__, otypes=[np.float32])
+    item_row = np.vectorize(catalog.item_index.__getitem__, otypes=[np.float32])
+
+    def scorer(users, candidates):
+        # the raw predicted rating: clipping to 1-5 would tie the best candidates
+        u = np.repeat(user_row(users), candidates.shape[1])
+        scores = net(mx.nd.array(u), mx.nd.array(item_row(candidates).ravel())).asnumpy()
+        return scores.reshape(candidates.shape)
+
+    result = evaluate_both(scorer, split, cold=False)
+    result.update(epochs=doc["epochs"], hyperparameters=doc["hyperparameters"])
+    return result
+
+
+def run_dssm(name, overrides, data_dir, split):
+    hps = dict(
+        overrides,
+        split="leave_latest",
+        positive_threshold=THRESHOLD,
+        cold_fraction=COLD_FRACTION,
+        eval_negatives=NEGATIVES,
+        seed=SEED,
+    )
+    with tempfile.TemporaryDirectory() as out, contextlib.redirect_stdout(io.StringIO()):
+        net = dssm.train({"training": data_dir}, hps, ["local"], 0, output_data_dir=out)
+        with open(os.path.join(out, "metrics.json")) as f:
+            doc = json.load(f)
+    for field in ("train", "warm_candidates", "cold_candidates"):
+        if not np.array_equal(getattr(net.split, field), getattr(split, field)):
+            raise RuntimeError("%s: the entry point's split differs from the benchmark's (%s)" % (name, field))
+    result = evaluate_both(dssm.recommender(net).scorer(), split)
+    last = doc["epochs"][-1]
+    if abs(last["warm_hr10"] - result["warm"]["hr"]) > 1e-9:
+        raise RuntimeError("%s: the logged warm HR@10 differs from the benchmark's evaluation" % name)
+    result.update(epochs=doc["epochs"], hyperparameters=doc["hyperparameters"])
+    return result
+
+
+def describe_dssm(hps):
+    keys = ["loss", "num_factors", "hidden", "dropout", "user_history", "batch_size", "learning_rate"]
+    keys += ["negatives"] if hps["loss"] == "cosine" else ["temperature", "logq_correction"]
+    return ", ".join("%s=%s" % (k, json.dumps(hps[k])) for k in keys)
+
+
+def _cell(value):
+    return "%.4f" % value
+
+
+def write_markdown(rows, split, command, path=RESULTS):
+    info = machine()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    summary = split.summary()
+    lines = [
+        "# dssm on ml-100k: top-10 ranking (NCF protocol), warm and cold-start movies",
+        "",
+        "- date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "- machine: %d CPUs (nproc), %s; Python %s; mxnet %s (CPU). **Shared machine**: other developers ran"
+        " tests and benchmarks at the same time, so s/epoch is indicative only."
+        % (info["nproc"], info["cpu"], info["python"], mx.__version__),
+        "- commit: %s (results of the working tree at that commit)" % (commit.stdout.strip() or "unknown"),
+        "- command: `%s`" % command,
+        "- split (`smgluon.ranking.ncf_split`, seed %d): positives are ratings >= %d; %d of the 1,682 movies"
+        " (10%%, seeded) lose every rating from training; of the rest, each user's latest positive is held out."
+        " Training: %s ratings. Warm cases: %d (one per user), each ranked against %d movies the user never rated,"
+        " drawn from the warm movies. Cold cases: %d (every positive rating of a cold movie), each ranked against"
+        " %d movies the user never rated, drawn from all movies."
+        % (
+            SEED,
+            THRESHOLD,
+            summary["cold_items"],
+            "{:,}".format(summary["train_ratings"]),
+            summary["warm_cases"],
+            NEGATIVES,
+            summary["cold_cases"],
+            NEGATIVES,
+        ),
+        "- HR@10: the share of cases whose held-out movie is in the top 10 of its 100 candidates; NDCG@10:"
+        " 1/log2(rank+2) when it is. Ties count as a random order (`smgluon.ranking.hit_ratio_ndcg`)."
+        " After the last epoch, no early stopping on the test cases.",
+        "- s/epoch: DSSM's training time per epoch (its per-epoch evaluation excluded); MF's includes its"
+        " per-epoch RMSE on the held-out ratings.",
+        "",
+        "| model | configuration | epochs | s/epoch | warm HR@10 | warm NDCG@10 | cold HR@10 | cold NDCG@10 |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        name, r = row["name"], row["result"]
+        epochs = r.get("epochs") or []
+        seconds = sum(e["epoch_seconds"] for e in epochs) / len(epochs) if epochs else None
+        if name == "mf":
+            hps = r["hyperparameters"]
+            config = "movielens_mf model=svdpp, num_factors=%d, %d epochs, Adam lr=%g decaying %g/epoch, wd=%g" % (
+                hps["num_factors"],
+                hps["epochs"],
+                hps["learning_rate"],
+                hps["lr_decay"],
+                hps["weight_decay"],
+            )
+        elif name.startswith("dssm"):
+            config = describe_dssm(r["hyperparameters"])
+        else:
+            config = {"random": "uniform random scores", "popularity": "number of training ratings"}[name]
+        cold = r["cold"]
+        lines.append(
+            "| %s | %s | %s | %s | **%s** | %s | %s | %s |"
+            % (
+                name,
+                config,
+                len(epochs) or "–",
+                "%.2f" % seconds if seconds is not None else "–",
+                _cell(r["warm"]["hr"]),
+                _cell(r["warm"]["ndcg"]),
+                "**%s**" % _cell(cold["hr"]) if cold else "n/a: no vector for a movie without ratings",
+                _cell(cold["ndcg"]) if cold else "n/a",
+            )
+        )
+    lines += [
+        "",
+        "Notes:",
+        "",
+        "- The item tower reads only content (title words, genres, release-year bucket), never an item id, so a"
+        " cold movie gets its vector the same way as a known one; the title vocabulary is that of the training"
+        " movies, so a cold movie's words that no training title has are ignored.",
+        "- Popularity scores every cold movie 0 (no training rating), below almost every negative: its cold"
+        " HR@10 is 0. The random ranking (HR@10 = 0.1 in expectation) is the bar a cold-start model has to clear.",
+        "- MF is trained on ratings (squared error), not on positives, and ranks by predicted rating: it learns"
+        " how much a user would like a movie, not which movies a user watches, which is what this protocol rewards.",
+        "",
+    ]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.path.join(SHARED_DATA, "ml-100k"), help="the unzipped ml-100k")
+    names = BASELINES + [n for n, _ in CONFIGS]
+    parser.add_argument("--only", nargs="*", choices=names, help="rows to run (default: all)")
+    parser.add_argument("--output", default=RESULTS, help="the markdown file to write")
+    args = parser.parse_args(argv)
+    ratings = read_ratings(os.path.join(args.data_dir, "u.data"))
+    items = read_items(os.path.join(args.data_dir, "u.item"))
+    split = ranking.ncf_split(ratings, items.ids, THRESHOLD, COLD_FRACTION, NEGATIVES, SEED)
+    print("split:", json.dumps(split.summary()), flush=True)
+    rows = []
+    configs = dict(CONFIGS)
+    for name in names:
+        if args.only and name not in args.only:
+            continue
+        if name == "random":
+            result = evaluate_both(random_scorer(SEED), split)
+        elif name == "popularity":
+            result = evaluate_both(ranking.popularity_scorer(split.train), split)
+        elif name == "mf":
+            result = run_mf(args.data_dir, ratings, split)
+        else:
+            result = run_dssm(name, configs[name], args.data_dir, split)
+        rows.append({"name": name, "result": result})
+        cold = result["cold"]
+        print(
+            "%-24s warm HR@10 %.4f NDCG@10 %.4f | cold HR@10 %s"
+            % (name, result["warm"]["hr"], result["warm"]["ndcg"], "%.4f" % cold["hr"] if cold else "n/a"),
+            flush=True,
+        )
+    command = ".venv/bin/python bench/dssm.py" + (" " + " ".join(argv) if argv else "")
+    print("wrote", write_markdown(rows, split, command, args.output))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
