@@ -223,6 +223,52 @@ def write_markdown(rows, split, command, path=RESULTS):
     return path
 
 
+def write_dssm_summary(rows, command):
+    """The rows for bench/results.md: warm and cold HR@10 of every row, with time per epoch where it trains."""
+    from bench.summary import write_summary
+
+    by_name = {row["name"]: row["result"] for row in rows}
+    warm_bar = "> MF (%.4f) and popularity (%.4f)" % (by_name["mf"]["warm"]["hr"], by_name["popularity"]["warm"]["hr"])
+    training = []
+    for row in rows:
+        name, r = row["name"], row["result"]
+        epochs = r.get("epochs") or []
+        seconds = sum(e["epoch_seconds"] for e in epochs) / len(epochs) if epochs else None
+        rate = sum(e["samples_per_sec"] for e in epochs) / len(epochs) if epochs else None
+        workload = {"mf": "movielens_mf (svdpp)", "random": "random ranking", "popularity": "popularity"}.get(name)
+        base = {
+            "workload": workload or "dssm",
+            "variant": name if workload is None else "NCF protocol",
+            "epochs": len(epochs) or None,
+            "seconds_per_epoch": seconds,
+            "samples_per_sec": rate,
+            "seed": "none: the workshop shows only the DSSM graph" if workload is None else "",
+        }
+        training.append(
+            dict(base, metric="warm HR@10", value=r["warm"]["hr"], target=warm_bar if workload is None else "")
+        )
+        if r["cold"] is not None:
+            training.append(
+                dict(
+                    base,
+                    metric="cold HR@10",
+                    value=r["cold"]["hr"],
+                    target="clearly > popularity (0)" if workload is None else "",
+                )
+            )
+    return write_summary(
+        "dssm",
+        "DSSM two-tower recommender, MovieLens-100k, NCF protocol (warm and cold movies)",
+        "bench/results/dssm.md",
+        training=training,
+        command=command,
+        notes=[
+            "dssm samples/s: training positives per second; movielens_mf: training ratings per second"
+            " (s/epoch with its RMSE evaluation); the machine was shared with other developers' runs"
+        ],
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.path.join(SHARED_DATA, "ml-100k"), help="the unzipped ml-100k")
@@ -256,6 +302,8 @@ def main(argv=None):
         )
     command = ".venv/bin/python bench/dssm.py" + (" " + " ".join(argv) if argv else "")
     print("wrote", write_markdown(rows, split, command, args.output))
+    if not args.only and args.output == RESULTS:
+        print("wrote", write_dssm_summary(rows, command))
 
 
 if __name__ == "__main__":
