@@ -69,6 +69,18 @@ def write_movielens_slice(directory, max_user=300):
     return directory
 
 
+def ask_json(transform_fn, model, payload, content_type="application/json"):
+    """One request through an entry point's ``transform_fn``; returns its decoded JSON answer.
+
+    ``payload`` is sent as it is when it is text or bytes, else JSON-encoded.
+    """
+    body, ctype = transform_fn(
+        model, payload if isinstance(payload, (str, bytes)) else json.dumps(payload), content_type, "application/json"
+    )
+    assert ctype == "application/json"
+    return json.loads(body)
+
+
 def mnist_arrays():
     """The official 10k MNIST test set as (images, labels) uint8 arrays."""
     from smgluon.idx import read_idx

@@ -5,14 +5,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 import dssm
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ENTRY_POINTS, REPO, run_script_mode, sagemaker_env, to_cmd_args, write_movielens_slice
+from conftest import ENTRY_POINTS, REPO, ask_json, run_script_mode, to_cmd_args, write_movielens_slice
 
 from smgluon.channels import ChannelError
 from smgluon.hyperparameters import HyperparameterError
@@ -175,14 +173,7 @@ def test_missing_or_inconsistent_files_are_clear_errors(data_dir, tmp_path):
 
 
 def test_script_mode_bad_hyperparameter_fails_before_reading_data(tmp_path):
-    env = sagemaker_env(str(tmp_path), {"training": str(tmp_path / "nowhere")}, {})
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ENTRY_POINTS, "dssm.py"), "--loss", "hinge"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_script_mode("dssm.py", str(tmp_path), {"training": str(tmp_path / "nowhere")}, {"loss": "hinge"})
     assert proc.returncode == 1
     reason = (tmp_path / "output" / "failure").read_text()
     assert reason.startswith('HyperparameterError: hyperparameter loss="hinge" is not allowed: expected one of')
@@ -228,11 +219,7 @@ def served(trained, tmp_path_factory):
 
 
 def ask(model, payload, content_type="application/json"):
-    body, ctype = dssm.transform_fn(
-        model, payload if isinstance(payload, (str, bytes)) else json.dumps(payload), content_type, "application/json"
-    )
-    assert ctype == "application/json"
-    return json.loads(body)
+    return ask_json(dssm.transform_fn, model, payload, content_type)
 
 
 def _sorted_desc(scores):

@@ -11,7 +11,7 @@ import movielens_mf
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ENTRY_POINTS, run_script_mode, sagemaker_env, to_cmd_args, write_movielens_slice
+from conftest import ENTRY_POINTS, ask_json, run_script_mode, sagemaker_env, to_cmd_args, write_movielens_slice
 
 from smgluon.channels import ChannelError
 from smgluon.serving import RequestError
@@ -181,11 +181,7 @@ def served(trained, tmp_path_factory):
 
 
 def ask(net, payload, content_type="application/json"):
-    body, ctype = movielens_mf.transform_fn(
-        net, payload if isinstance(payload, (str, bytes)) else json.dumps(payload), content_type, "application/json"
-    )
-    assert ctype == "application/json"
-    return json.loads(body)
+    return ask_json(movielens_mf.transform_fn, net, payload, content_type)
 
 
 def expected_rating(net, user_id, item_id):
