@@ -35,9 +35,8 @@ bench: setup
 clean:
 	rm -rf $(VENV) build *.egg-info lib/*.egg-info .pytest_cache
 
-# The main job: train mnist_mlp on Fashion-MNIST (Debian package dataset-fashion-mnist) in script mode.
-DATA ?= /usr/share/datasets/fashion-mnist
-EPOCHS ?= 10
+# The main job (README): fetch Fashion-MNIST, train fmnist_cnn as a local SageMaker training job,
+# deploy it, classify test images through the endpoint, draw the learning curve. EPOCHS=N to change.
+EPOCHS ?=
 train: setup
-	@test -d "$(DATA)" || { echo "No data at $(DATA): run 'apt-get install -y dataset-fashion-mnist' or pass DATA=/path/to/idx-files"; exit 2; }
-	$(BIN)/python entry_points/mnist_mlp.py --training-dir "$(DATA)" --epochs $(EPOCHS)
+	$(BIN)/smgluon quickstart $(if $(EPOCHS),--epochs $(EPOCHS))
