@@ -661,6 +661,11 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     kv = mx.kv.create(kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"]))
     data = load_data(channel_input_dirs, hps)
     positives = shard(data.positives, kv.rank, kv.num_workers)
+    if len(positives) < hps["batch_size"]:
+        raise channels.ChannelError(
+            "%d training positives per worker (%d workers) for batch_size %d: lower batch_size"
+            % (len(positives), kv.num_workers, hps["batch_size"])
+        )
 
     net = build_net(data.catalog, hps, ctx)
     net.split = data.split
