@@ -12,8 +12,6 @@ import atexit
 import copy
 import datetime
 import logging
-import threading
-import time
 import weakref
 
 from botocore.exceptions import ClientError
@@ -22,7 +20,7 @@ from sagemaker.local.local_session import LocalSagemakerClient
 from sagemaker.utils import format_tags
 
 from smgluon_local.container import ProcessContainer
-from smgluon_local.training_job import TrainingJobFailed, final_metrics, stop_training
+from smgluon_local.training_job import COMPLETED, FAILED, channel_source, final_metrics
 from smgluon_local.tuning import TuningClientMixin
 
 logger = logging.getLogger(__name__)
@@ -36,12 +34,17 @@ def _not_found(operation, what):
 
 
 class ProcessTrainingJob(_LocalTrainingJob):
-    """The SDK's local training job, plus Failed status, FailureReason and metrics.
+    """The SDK's local training job, run in the background, plus Failed/Stopped statuses, FailureReason and metrics.
 
     Args:
         container (ProcessContainer): Runs the job.
         metric_definitions (list of dict): From AlgorithmSpecification.MetricDefinitions.
         hyperparameters (dict): The request's hyperparameters, echoed by describe.
+
+    Attributes:
+        state (str): The SDK's states (``Training`` while it runs), then ``Completed``,
+            ``Failed`` or ``Stopped``.
+        run (smgluon_local.training_job.TrainingRun): The running job (its log, its processes).
     """
 
     _FAILED = "Failed"
@@ -57,22 +60,52 @@ class ProcessTrainingJob(_LocalTrainingJob):
         self.log_path = None
         self.request = {}  # the rest of the CreateTrainingJob request, echoed by describe
         self.stop_requested = False
+        self.run = None
 
     def start(self, input_data_config, output_data_config, hyperparameters, environment, job_name):
-        """Run the job to completion; a failing script sets status Failed instead of raising."""
+        """Set the job up and start it in the background (CreateTrainingJob); returns once it runs.
+
+        Bad channels or code raise here, before the job exists; a failing script
+        later gives status Failed. The log is echoed live only to a session
+        ``log_stream`` object; otherwise :meth:`ProcessSession.logs_for_job` prints it.
+        """
+        for channel in input_data_config:
+            # As the SDK's _LocalTrainingJob, and ShardedByS3Key is supported too.
+            channel["DataUri"], _ = channel_source(channel)
         self.training_job_name = job_name
         self.output_data_config = output_data_config
-        try:
-            super().start(input_data_config, output_data_config, hyperparameters, environment, job_name)
-            result = self.container.result
-        except TrainingJobFailed as e:
-            result = e.result
-            self.state = self._STOPPED if self.stop_requested else self._FAILED
-            self.end_time = datetime.datetime.now()
-            self.failure_reason = None if self.stop_requested else e.reason
-        self.output_artifacts = result.output_artifacts
-        self.log_path = result.log_path
-        self.metrics = final_metrics(result.log_path, self.metric_definitions)
+        self.environment = environment
+        self.start_time = datetime.datetime.now()
+        self.state = self._TRAINING
+        max_runtime = (self.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+        stream = self.container.sagemaker_session.log_stream
+        self.run = self.container.start_training(
+            input_data_config, output_data_config, hyperparameters, environment, job_name, max_runtime=max_runtime,
+            stream=stream if stream not in (None, False) else False)
+        self.log_path = self.run.log_path
+        self.run.add_done_callback(self._ended)
+        if self.stop_requested:
+            self.run.stop()
+
+    def _ended(self, run):
+        result = run.result
+        self.output_artifacts = result.output_artifacts if result else None
+        self.log_path = run.log_path
+        self.metrics = final_metrics(run.log_path, self.metric_definitions)
+        self.model_artifacts = result.model_artifacts if result and run.status == COMPLETED else None
+        self.container.result = result
+        self.failure_reason = run.failure_reason if run.status == FAILED else None
+        self.end_time = datetime.datetime.now()
+        self.state = {COMPLETED: self._COMPLETED, FAILED: self._FAILED}.get(run.status, self._STOPPED)
+
+    @property
+    def done(self):
+        """bool: whether the job ended (and its status, metrics and artifacts are final)."""
+        return self.run is not None and self.run.done
+
+    def wait(self, timeout=None):
+        """Blocks until the job ended, or ``timeout`` seconds; returns whether it ended."""
+        return self.run.wait(timeout) if self.run is not None else True
 
     def describe(self):
         """DescribeTrainingJob's answer."""
@@ -81,7 +114,8 @@ class ProcessTrainingJob(_LocalTrainingJob):
         if status == "InProgress" and self.stop_requested:
             status = "Stopping"
         response["TrainingJobStatus"] = status
-        response["SecondaryStatus"] = status
+        secondary = self.run.secondary_status if self.run is not None else "Starting"
+        response["SecondaryStatus"] = status if status in ("Completed", "Failed") else secondary
         response["HyperParameters"] = self.hyperparameters
         response["FinalMetricDataList"] = self.metrics
         response["AlgorithmSpecification"]["TrainingImage"] = self.container.image
@@ -102,17 +136,17 @@ class ProcessTrainingJob(_LocalTrainingJob):
     def stop(self):
         """Stop the job (StopTrainingJob): it ends in status Stopped, without a model.
 
-        Returns at once; the processes get SIGTERM as soon as they exist (a job being
-        set up is stopped when its processes start).
+        Returns at once; a job still being set up stops as soon as it starts.
         """
         self.stop_requested = True
-        threading.Thread(target=self._stop_processes, name="stop-" + self.request["TrainingJobName"],
-                         daemon=True).start()
+        if self.run is not None:
+            self.run.stop()
 
-    def _stop_processes(self):
-        name = self.request["TrainingJobName"]
-        while self.state in ("created", "Starting", "Training") and not stop_training(name):
-            time.sleep(0.2)
+    def kill(self):
+        """Stop the job now, without grace for the script, and wait for it (Ctrl-C while waiting)."""
+        self.stop_requested = True
+        if self.run is not None:
+            self.run.kill()
 
 
 _RUNNING = weakref.WeakSet()
@@ -169,10 +203,14 @@ class ProcessSagemakerClient(TuningClientMixin, LocalSagemakerClient):
 
     def create_training_job(self, TrainingJobName, AlgorithmSpecification, OutputDataConfig,  # noqa: N803
                             ResourceConfig, InputDataConfig=None, Environment=None, **kwargs):
-        """Run a training job to completion (CreateTrainingJob).
+        """Start a training job (CreateTrainingJob); it runs in the background.
 
-        A script that fails gives a job in status Failed; the SDK's wait then raises
+        Set-up errors (a missing channel, bad code) raise here. A script that fails
+        gives a job in status Failed; the SDK's wait then raises
         ``UnexpectedStatusException`` with the failure reason, as on SageMaker.
+
+        Returns:
+            dict: ``{"TrainingJobArn": ...}``.
         """
         for key in ("ExperimentConfig", "VpcConfig", "CheckpointConfig"):
             if kwargs.get(key):
@@ -195,6 +233,18 @@ class ProcessSagemakerClient(TuningClientMixin, LocalSagemakerClient):
         except BaseException:
             LocalSagemakerClient._training_jobs.pop(TrainingJobName, None)
             raise
+        return {"TrainingJobArn": job.describe()["TrainingJobArn"]}
+
+    def training_job(self, TrainingJobName, operation="DescribeTrainingJob"):  # noqa: N803
+        """The :class:`ProcessTrainingJob` of that name.
+
+        Raises:
+            botocore.exceptions.ClientError: ``ValidationException`` if there is none.
+        """
+        job = LocalSagemakerClient._training_jobs.get(TrainingJobName)
+        if not isinstance(job, ProcessTrainingJob):
+            raise _not_found(operation, "training job %s" % TrainingJobName)
+        return job
 
     def stop_training_job(self, TrainingJobName):  # noqa: N803
         """Stop a running training job (StopTrainingJob); it ends in status Stopped.

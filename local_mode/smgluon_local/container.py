@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from smgluon_local.endpoint import ModelServer
 from smgluon_local.storage import fetch_to_dir
-from smgluon_local.training_job import host_names, run_training
+from smgluon_local.training_job import TrainingRun, host_names, run_training
 
 logger = logging.getLogger(__name__)
 
@@ -54,24 +54,63 @@ class ProcessContainer:
         self.container_root = None
         self.server = None
         self.result = None
+        self.run = None
+
+    def _check_entrypoint(self):
+        if self.container_entrypoint or self.container_arguments:
+            raise NotImplementedError("ProcessSession runs framework containers only; ContainerEntrypoint "
+                                      "(remote functions, pipeline steps) needs the SDK's Docker local mode")
+
+    def _job_dir(self, job_name):
+        return os.path.join(self.sagemaker_session.root_dir, "jobs", _safe_name(job_name))
+
+    def start_training(self, input_data_config, output_data_config, hyperparameters, environment, job_name,
+                       max_runtime=None, stream=False):
+        """Set a training job up and start its hosts in the background.
+
+        The hosts' trees are prepared before this returns, so bad channels or code
+        are raised here; the processes then run on their own.
+
+        Args:
+            input_data_config (list of dict): The request's channels.
+            output_data_config (dict): The request's OutputDataConfig.
+            hyperparameters (dict): JSON-encoded hyperparameters.
+            environment (dict): The request's Environment.
+            job_name (str): The training job name.
+            max_runtime (float): ``StoppingCondition.MaxRuntimeInSeconds``.
+            stream (file): Echo the log here as it is written (default: only job.log).
+
+        Returns:
+            smgluon_local.training_job.TrainingRun: The running job.
+
+        Raises:
+            NotImplementedError: For a custom container entrypoint.
+        """
+        self._check_entrypoint()
+        session = self.sagemaker_session
+        self.container_root = self._job_dir(job_name)
+        run = TrainingRun(self.container_root, job_name, self.hosts, self.instance_type, input_data_config,
+                          output_data_config, hyperparameters, environment, session.local_s3, session,
+                          stream=stream, max_runtime=max_runtime)
+        run.prepare()
+        run.start()
+        self.run = run
+        return run
 
     def train(self, input_data_config, output_data_config, hyperparameters, environment, job_name):
-        """Run a training job; see :func:`smgluon_local.training_job.run_training`.
+        """Run a training job to completion, echoing its log (the SDK's blocking interface);
+        see :func:`smgluon_local.training_job.run_training`.
 
         Returns:
             str: URI of model.tar.gz.
 
         Raises:
-            NotImplementedError: For several hosts or a custom container entrypoint.
+            NotImplementedError: For a custom container entrypoint.
             smgluon_local.training_job.TrainingJobFailed: If the script fails.
         """
-        if self.container_entrypoint or self.container_arguments:
-            raise NotImplementedError("ProcessSession runs framework containers only; ContainerEntrypoint "
-                                      "(remote functions, pipeline steps) needs the SDK's Docker local mode")
-        if self.instance_count != 1:
-            raise NotImplementedError("ProcessSession runs single-host jobs for now; use instance_count=1")
+        self._check_entrypoint()
         session = self.sagemaker_session
-        self.container_root = os.path.join(session.root_dir, "jobs", _safe_name(job_name))
+        self.container_root = self._job_dir(job_name)
         self.result = run_training(
             self.container_root, job_name, self.hosts, self.instance_type, input_data_config,
             output_data_config, hyperparameters, environment, session.local_s3, session,

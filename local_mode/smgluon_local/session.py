@@ -32,6 +32,7 @@ from sagemaker.utils import get_config_value
 
 from smgluon_local.client import ProcessRuntimeClient, ProcessSagemakerClient
 from smgluon_local.storage import LocalS3, S3ResourceProxy
+from smgluon_local.training_job import follow_log
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +94,10 @@ class ProcessSession(LocalSession):
             real s3:// data.
         default_bucket (str): Name of the local, file-backed bucket.
         sagemaker_config (dict): SDK defaults config; telemetry is always opted out.
-        log_stream (file): Where training logs are echoed (default ``sys.stdout``;
-            False for silence). The log is always kept in the job directory.
+        log_stream (file): Where training logs are echoed (default ``sys.stdout``, when
+            ``fit()`` or ``wait()`` follows the job; a file object gets every line live, as
+            it is written, even for ``fit(wait=False)``; False for silence). The log is
+            always kept in the job directory.
         serving_port (int): Fixed port for endpoints (default: the SDK's
             ``local.serving_port`` config, else a free port per endpoint).
         instance_metadata (bool): Let boto3 look for credentials in the EC2/ECS
@@ -162,9 +165,33 @@ class ProcessSession(LocalSession):
         return super().wait_for_endpoint(endpoint, poll=0, live_logging=False)
 
     def logs_for_job(self, job_name, wait=False, poll=5, log_type="All", timeout=None):
-        """The job already ran (its log was streamed); raise as SageMaker would if it failed."""
+        """Print a training job's log from the start; with ``wait``, follow it until the job ends.
+
+        As the SDK's: ``fit()`` and ``latest_training_job.wait()`` call this to stream the
+        log, and a job that did not complete raises ``UnexpectedStatusException`` with
+        its FailureReason. The log goes to ``log_stream`` (``sys.stdout`` by default;
+        a ``log_stream`` object already got it live, so it is not printed twice).
+        Ctrl-C while following stops the job.
+
+        Returns:
+            dict: The job's description.
+        """
+        job = self.sagemaker_client.training_job(job_name)
+        stream = sys.stdout if self.log_stream is None else None
+        if log_type not in ("All", "Training", True):
+            stream = None
+        try:
+            if wait:
+                follow_log(job.log_path, stream, lambda: job.done, timeout=timeout)
+            elif stream is not None:
+                follow_log(job.log_path, stream, lambda: True)
+        except KeyboardInterrupt:
+            job.kill()
+            raise
         desc = self.sagemaker_client.describe_training_job(TrainingJobName=job_name)
         if wait:
+            if not job.done:
+                print("Timeout Exceeded. {} seconds elapsed.".format(timeout))
             _check_job_status(job_name, desc, "TrainingJobStatus")
         return desc
 
@@ -178,7 +205,17 @@ class ProcessSession(LocalSession):
         return wait_for_tuning_job(self.sagemaker_client, job, poll)
 
     def wait_for_job(self, job, poll=5):
-        """Return the finished job's description; raise ``UnexpectedStatusException`` if it failed."""
+        """Wait (silently) until the training job ends; return its description.
+
+        Raises ``UnexpectedStatusException`` if it failed. Ctrl-C stops the job.
+        """
+        training_job = self.sagemaker_client.training_job(job)
+        try:
+            while not training_job.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            training_job.kill()
+            raise
         desc = self.sagemaker_client.describe_training_job(TrainingJobName=job)
         _check_job_status(job, desc, "TrainingJobStatus")
         return desc
