@@ -41,7 +41,7 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from smgluon import channels, checkpoints, context, cpu_speed, failure, kvstore, metrics, script, serving
+from smgluon import channels, checkpoints, context, cpu_speed, distributed, failure, kvstore, metrics, script, serving
 from smgluon.hyperparameters import Hyperparameter as HP
 from smgluon.hyperparameters import Hyperparameters
 
@@ -150,25 +150,22 @@ def load_data(channel_dirs, hps):
     return as_nd(x_train, y_train), (as_nd(*test) if test is not None else None)
 
 
-def shard(x, y, rank, num_workers):
-    """This worker's part of the data: every worker gets the same number of samples (dist_sync needs it)."""
-    if num_workers == 1:
-        return x, y
-    per_worker = len(x) // num_workers
-    return x[rank * per_worker : (rank + 1) * per_worker], y[rank * per_worker : (rank + 1) * per_worker]
-
-
 # ---------------------------------------------------------------- train / evaluate
 
 
-def evaluate(net, x, y, ctx):
-    """Accuracy of ``net`` on (x, y), computed in large batches with one sync at the end."""
+def count_correct(net, x, y, ctx):
+    """Correct predictions of ``net`` on (x, y), computed in large batches with one sync at the end."""
     correct = mx.nd.zeros((1,), ctx=ctx[0])
     for start in range(0, len(x), EVAL_BATCH):
         xb = x[start : start + EVAL_BATCH].as_in_context(ctx[0])
         yb = y[start : start + EVAL_BATCH].as_in_context(ctx[0])
         correct += (net(xb).argmax(axis=1) == yb).sum()
-    return float(correct.asscalar()) / len(x)
+    return float(correct.asscalar())
+
+
+def evaluate(net, x, y, ctx):
+    """Accuracy of ``net`` on (x, y)."""
+    return count_correct(net, x, y, ctx) / len(x)
 
 
 def _total(terms):
@@ -200,31 +197,44 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
 def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     ctx = context.contexts(num_gpus)
     kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"])
-    # Only a distributed kvstore is created here (its rank shards the data); for one host the
+    # Only a distributed kvstore is created here (it ranks the workers); for one host the
     # Trainer gets the type name and skips the kvstore on a single device.
-    kv = mx.kv.create(kv_type) if kv_type.startswith("dist") else kv_type
-    rank, num_workers = (kv.rank, kv.num_workers) if not isinstance(kv, str) else (0, 1)
+    kv = distributed.create_kvstore(kv_type) if kv_type.startswith("dist") else kv_type
+    workers = distributed.Workers(kv)
     (x_train, y_train), test = load_data(channel_input_dirs, hps)
-    x_train, y_train = shard(x_train, y_train, rank, num_workers)
+    # Each worker trains on its shard (a new one each epoch) and evaluates its slice of the
+    # test set; the metrics are summed over the workers.
+    presharded = bool(distributed.sharded_channels() & {"train", "training"})
+    sampler = distributed.EpochSampler(len(x_train), workers, hps["seed"], presharded=presharded)
+    batch_size = hps["batch_size"]
+    num_batches = sampler.num_batches(batch_size)  # the same on every worker: dist_sync needs it
+    if num_batches == 0:
+        raise channels.ChannelError(
+            "%d training samples per worker (%d workers) for batch_size %d: lower batch_size or add data"
+            % (sampler.per_worker, workers.num_workers, batch_size)
+        )
+    if test is not None and workers.distributed:
+        start, stop = distributed.shard_bounds(len(test[0]), workers.rank, workers.num_workers)
+        test = (test[0][start:stop], test[1][start:stop])
 
     net = build_net(ctx, hps["seed"])
     optimizer_params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
     if hps["optimizer"] in ("sgd", "nag"):
         optimizer_params["momentum"] = hps["momentum"]
-    optimizer = cpu_speed.create_optimizer(hps["optimizer"], optimizer_params, ctx, not isinstance(kv, str))
-    trainer = gluon.Trainer(net.collect_params(), optimizer, kvstore=kv)
+    trainer_kwargs = distributed.trainer_kwargs(kv)
+    # The optimizer runs on the servers (pickled there) unless the workers update themselves.
+    on_servers = not isinstance(kv, str) and "update_on_kvstore" not in trainer_kwargs
+    optimizer = cpu_speed.create_optimizer(hps["optimizer"], optimizer_params, ctx, on_servers)
+    trainer = gluon.Trainer(net.collect_params(), optimizer, kvstore=kv, **trainer_kwargs)
     step_fn = TrainStep(net)
     step_fn.hybridize(static_alloc=True, static_shape=True)
     checkpoint_dir = kwargs.get("checkpoint_dir")
     first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
     log = metrics.MetricsLogger(kwargs.get("output_data_dir"), extra={"workload": "mnist_mlp", "hyperparameters": hps})
 
-    batch_size = hps["batch_size"]
-    num_batches = len(x_train) // batch_size  # drop the ragged tail: equal batch counts on every worker
-    rng = np.random.RandomState(hps["seed"] + rank)
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
-        order = mx.nd.array(rng.permutation(len(x_train)), dtype=np.int64)
+        order = mx.nd.array(sampler.epoch(), dtype=np.int64)
         xs, ys = x_train.take(order), y_train.take(order)
         # Per-batch sums stay on the device and are added up only at log points and at the
         # end of the epoch: reading them forces a sync.
@@ -254,12 +264,16 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
                     _total(loss_terms) / seen,
                     seen / (time.time() - tic),
                 )
-        seen = num_batches * batch_size
-        train_loss, train_acc = _total(loss_terms) / seen, _total(correct_terms) / seen
+        loss, correct = _total(loss_terms), _total(correct_terms)  # waits for the epoch's last batch
         seconds = time.time() - tic
-        values = {"train_loss": train_loss, "train_accuracy": train_acc}
+        valid = count_correct(net, test[0], test[1], ctx) if test is not None else 0.0
+        # One sum over the workers: the metrics of the whole training and test sets.
+        loss, correct, seen, valid, n_valid = workers.allreduce(
+            [loss, correct, num_batches * batch_size, valid, len(test[0]) if test is not None else 0]
+        )
+        values = {"train_loss": loss / seen, "train_accuracy": correct / seen}
         if test is not None:
-            values["validation_accuracy"] = evaluate(net, test[0], test[1], ctx)
+            values["validation_accuracy"] = valid / n_valid
         values.update(samples_per_sec=seen / seconds, epoch_seconds=seconds)
         log.log(epoch, **values)
         if checkpoint_dir:

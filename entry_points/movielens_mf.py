@@ -60,7 +60,7 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from smgluon import channels, checkpoints, context, failure, kvstore, metrics, script, serving
+from smgluon import channels, checkpoints, context, distributed, failure, kvstore, metrics, script, serving
 from smgluon.hyperparameters import Hyperparameter as HP
 from smgluon.hyperparameters import Hyperparameters
 from smgluon.movielens import read_ratings, read_titles
@@ -331,14 +331,6 @@ def load_data(channel_dirs, hps):
     )
 
 
-def shard(arrays, rank, num_workers):
-    """This worker's part of the data: every worker gets the same number of ratings (dist_sync needs it)."""
-    if num_workers == 1:
-        return arrays
-    per_worker = len(arrays[0]) // num_workers
-    return tuple(a[rank * per_worker : (rank + 1) * per_worker] for a in arrays)
-
-
 # ---------------------------------------------------------------- train / evaluate
 
 
@@ -356,6 +348,15 @@ def rmse(net, data, ctx):
     users, items, ratings = data
     err = predict(net, users, items, ctx) - ratings.as_in_context(ctx[0])
     return float(mx.nd.sqrt(mx.nd.mean(err * err)).asscalar())
+
+
+def squared_error(net, data, ctx):
+    """The sum of squared errors of clipped predictions on (users, items, ratings); 0 for no ratings."""
+    users, items, ratings = data
+    if len(users) == 0:
+        return 0.0
+    err = predict(net, users, items, ctx) - ratings.as_in_context(ctx[0])
+    return float((err * err).sum().asscalar())
 
 
 def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
@@ -376,21 +377,41 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     hps = HYPERPARAMETERS.parse_dict(hyperparameters)
     ctx = context.contexts(num_gpus)
     kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"])
-    kv = mx.kv.create(kv_type)
+    kv = distributed.create_kvstore(kv_type) if kv_type.startswith("dist") else mx.kv.create(kv_type)
+    if hps["sparse_grad"] and kv_type.startswith("dist"):
+        # Measured: MXNet 1.9.1's parameter servers abort on these row_sparse pushes ("copying size
+        # mismatch"), and they would also have to run the optimizer, so metrics could not be summed.
+        logger.warning("sparse_grad is not supported over several hosts (MXNet 1.9.1's parameter server "
+                       "aborts on row_sparse gradients): training with dense gradients")
+        hps = dict(hps, sparse_grad=False)
+    workers = distributed.Workers(kv)
     train_data, test_data, catalog = load_data(channel_input_dirs, hps)
     global_mean = float(train_data[2].mean().asscalar())
     rated = None
     if hps["model"] == "svdpp":
         users, items = train_data[0].asnumpy(), train_data[1].asnumpy()
         rated = rated_matrix(users, items, len(catalog.user_ids), len(catalog.item_ids))
-    train_data = shard(train_data, kv.rank, kv.num_workers)
+    # Each worker trains on its shard (a new one each epoch), the same number of batches everywhere.
+    presharded = bool(distributed.sharded_channels() & {"train", "training"})
+    sampler = distributed.EpochSampler(len(train_data[0]), workers, hps["seed"], presharded=presharded)
+    batch_size = hps["batch_size"]
+    num_batches = sampler.num_batches(batch_size)
+    if num_batches == 0:
+        raise channels.ChannelError(
+            "%d training ratings per worker (%d workers) for batch_size %d: lower batch_size or add data"
+            % (sampler.per_worker, workers.num_workers, batch_size)
+        )
+    start, stop = distributed.shard_bounds(len(test_data[0]), workers.rank, workers.num_workers)
+    eval_data = tuple(a[start:stop] for a in test_data)
 
     net = build_net(hps, len(catalog.user_ids), len(catalog.item_ids), global_mean, ctx, rated)
     net.catalog = catalog
     optimizer_params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
     if hps["optimizer"] in ("sgd", "nag"):
         optimizer_params["momentum"] = hps["momentum"]
-    trainer = gluon.Trainer(net.collect_params(), hps["optimizer"], optimizer_params, kvstore=kv)
+    trainer = gluon.Trainer(
+        net.collect_params(), hps["optimizer"], optimizer_params, kvstore=kv, **distributed.trainer_kwargs(kv)
+    )
     loss_fn = gluon.loss.L2Loss()
     checkpoint_dir = kwargs.get("checkpoint_dir")
     first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
@@ -398,13 +419,10 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
         kwargs.get("output_data_dir"), extra={"workload": "movielens_mf", "hyperparameters": hps}
     )
 
-    batch_size = hps["batch_size"]
-    num_batches = len(train_data[0]) // batch_size  # drop the ragged tail: equal batch counts on every worker
-    rng = np.random.RandomState(hps["seed"] + kv.rank)
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
         trainer.set_learning_rate(hps["learning_rate"] * hps["lr_decay"] ** (epoch - 1))
-        order = mx.nd.array(rng.permutation(len(train_data[0])), dtype=np.int64)
+        order = mx.nd.array(sampler.epoch(), dtype=np.int64)
         users, items, ratings = (a.take(order) for a in train_data)
         # The running sum stays on the device; reading it forces a sync, so only at log points.
         sq_sum = mx.nd.zeros((1,), ctx=ctx[0])
@@ -438,10 +456,13 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
                     (sq_sum.asscalar() / seen) ** 0.5,
                     seen / (time.time() - tic),
                 )
-        seen = num_batches * batch_size
-        train_rmse = float(sq_sum.asscalar() / seen) ** 0.5
+        train_sq = float(sq_sum.asscalar())
         seconds = time.time() - tic
-        values = {"train_rmse": train_rmse, "validation_rmse": rmse(net, test_data, ctx)}
+        # One sum over the workers: the RMSEs of the whole training and test sets.
+        train_sq, seen, test_sq, n_test = workers.allreduce(
+            [train_sq, num_batches * batch_size, squared_error(net, eval_data, ctx), len(eval_data[0])]
+        )
+        values = {"train_rmse": (train_sq / seen) ** 0.5, "validation_rmse": (test_sq / n_test) ** 0.5}
         values.update(samples_per_sec=seen / seconds, epoch_seconds=seconds)
         log.log(epoch, **values)
         if checkpoint_dir:

@@ -9,6 +9,7 @@ side effects. One module per concern:
 * :mod:`smgluon.environment` — SM_* variables with local fallbacks;
 * :mod:`smgluon.context` — CPU/GPU contexts;
 * :mod:`smgluon.kvstore` — kvstore choice and which host saves the model;
+* :mod:`smgluon.distributed` — several hosts: workers, shards, equal batch counts, summed metrics;
 * :mod:`smgluon.idx`, :mod:`smgluon.channels` — data files and channel layouts;
 * :mod:`smgluon.movielens` — reading the MovieLens-100k files;
 * :mod:`smgluon.ranking` — top-k evaluation of recommenders (the NCF protocol, HR@k, NDCG@k);
