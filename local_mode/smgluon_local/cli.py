@@ -116,15 +116,19 @@ def _channels(args):
     return channels
 
 
-def _estimator(entry_point, lib, hyperparameters, metric_definitions, output, session):
-    """The SDK's local MXNet estimator for a workload, with its artifacts under ``output``."""
+def _estimator(entry_point, lib, hyperparameters, metric_definitions, output, session, instance_count=1):
+    """The SDK's local MXNet estimator for a workload, with its artifacts under ``output``.
+
+    Several instances train with the parameter server, as on SageMaker.
+    """
     from sagemaker.mxnet import MXNet
 
+    distribution = {"parameter_server": {"enabled": True}} if instance_count > 1 else None
     return MXNet(entry_point=os.path.basename(entry_point), source_dir=os.path.dirname(entry_point),
-                 dependencies=[lib] if lib else [], role=ROLE, instance_count=1, instance_type="local",
-                 framework_version=FRAMEWORK_VERSION, py_version=PY_VERSION,
+                 dependencies=[lib] if lib else [], role=ROLE, instance_count=instance_count,
+                 instance_type="local", framework_version=FRAMEWORK_VERSION, py_version=PY_VERSION,
                  hyperparameters=hyperparameters, metric_definitions=metric_definitions,
-                 output_path="file://" + output, sagemaker_session=session)
+                 output_path="file://" + output, sagemaker_session=session, distribution=distribution)
 
 
 def cmd_train(args):
@@ -138,9 +142,11 @@ def cmd_train(args):
     output = os.path.abspath(args.output)
     os.makedirs(output, exist_ok=True)
     session = _session(args)
-    estimator = _estimator(entry_point, lib, hyperparameters, metric_definitions, output, session)
-    print("smgluon: training %s on %s (log streams below; jobs in %s)"
-          % (os.path.basename(entry_point), ", ".join(sorted(channels)), session.root_dir), file=sys.stderr)
+    estimator = _estimator(entry_point, lib, hyperparameters, metric_definitions, output, session,
+                           instance_count=args.instance_count)
+    hosts = " on %d hosts" % args.instance_count if args.instance_count > 1 else ""
+    print("smgluon: training %s on %s%s (log streams below; jobs in %s)"
+          % (os.path.basename(entry_point), ", ".join(sorted(channels)), hosts, session.root_dir), file=sys.stderr)
     estimator.fit(channels)
     desc = estimator.latest_training_job.describe()
     for metric in desc.get("FinalMetricDataList", []):
@@ -266,8 +272,20 @@ def _add_train(sub):
     _add_channel_options(p)
     p.add_argument("--output", metavar="DIR", default="smgluon-output",
                    help="where <job>/output/model.tar.gz goes (default: ./smgluon-output)")
+    p.add_argument("--instance-count", type=_positive_int, default=1, metavar="N",
+                   help="hosts algo-1 … algo-N, trained with the parameter server as on SageMaker (default: 1)")
     _add_common(p)
     p.set_defaults(func=cmd_train)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError("%r is not a positive integer" % text)
+    return value
 
 
 def _add_serve(sub):
