@@ -34,7 +34,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 
 import mxnet as mx
 import numpy as np
@@ -310,24 +309,19 @@ def save(net, model_dir):
 
 
 def model_fn(model_dir):
-    """Loads the saved net for serving (the inference toolkit calls this once per worker).
+    """Loads the saved model for serving (the inference toolkit calls this once per worker).
 
     Args:
         model_dir (str): the directory :func:`save` wrote.
 
     Returns:
-        mxnet.gluon.SymbolBlock
+        smgluon.serving.BoundModel: the exported graph bound for CPU inference
+        (``model.predict(batch)`` gives the scores).
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Cannot decide type")  # the input is cast in the graph
-        net = gluon.SymbolBlock.imports(
-            os.path.join(model_dir, "model-symbol.json"),
-            ["data"],
-            os.path.join(model_dir, "model-0000.params"),
-            ctx=mx.cpu(),
-        )
-    net.hybridize(static_alloc=True)
-    return net
+    serving.skip_request_metric_lines()  # discarded by the container's log configuration anyway
+    return serving.BoundModel(
+        os.path.join(model_dir, "model-symbol.json"), os.path.join(model_dir, "model-0000.params")
+    )
 
 
 # ---------------------------------------------------------------- serving
@@ -381,11 +375,12 @@ def _parse_request(data, content_type):
     return _as_batch(payload), probabilities
 
 
+@serving.answer_request_errors
 def transform_fn(net, data, input_content_type, output_content_type):
     """Classifies the images of one request.
 
     Args:
-        net: the net from :func:`model_fn` (or the trained net in a notebook).
+        net: the model from :func:`model_fn` (or the trained net in a notebook).
         data (bytes or str): the request body.
         input_content_type (str): application/json, application/x-npy or text/csv.
         output_content_type (str): application/json, optionally ``; probabilities=true``.
@@ -394,17 +389,18 @@ def transform_fn(net, data, input_content_type, output_content_type):
         tuple(str, str): the JSON answer and its content type.
 
     Raises:
-        smgluon.serving.RequestError: a client error (4xx) naming the problem.
+        smgluon.serving.RequestError: a client error (4xx) naming the problem; in the
+            model server the client gets its status and message (no traceback).
     """
     batch, probabilities = _parse_request(data, input_content_type)
     accept, params = serving.media_type(output_content_type or "application/json")
     if accept not in ("application/json", "*/*"):
         raise serving.RequestError("unsupported accept type %r: this model answers application/json" % accept, 406)
     probabilities = probabilities or params.get("probabilities", "").lower() == "true"
-    scores = net(mx.nd.array(batch, dtype=np.float32))
-    answer = {"predictions": scores.argmax(axis=1).asnumpy().astype(np.int64).tolist()}
+    scores = serving.predict(net, batch)
+    answer = {"predictions": scores.argmax(axis=1).tolist()}
     if probabilities:
-        answer["probabilities"] = np.round(mx.nd.softmax(scores).asnumpy(), 6).tolist()
+        answer["probabilities"] = np.round(serving.softmax(scores), 6).tolist()
     return json.dumps(answer), "application/json"
 
 

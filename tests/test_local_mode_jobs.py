@@ -248,3 +248,66 @@ def test_model_fn_error_is_reported_at_deploy_and_predict(session, mnist_small_d
     finally:
         predictor.delete_endpoint()
     assert live_processes_under(session.root_dir) == []
+
+
+def test_bad_requests_get_a_clean_4xx_and_the_server_keeps_serving(session, mnist_small_dirs, tmp_path):
+    """mnist_mlp's client errors reach the client as status + message (no traceback), over HTTP and the SDK."""
+    import urllib.error
+    import urllib.request
+
+    import mnist_mlp
+    import mxnet as mx
+    from botocore.exceptions import ClientError
+    from sagemaker.mxnet import MXNetModel
+
+    from smgluon_local.tarfiles import create_tar_gz
+
+    model_dir, model_tar = str(tmp_path / "model"), str(tmp_path / "model.tar.gz")
+    mnist_mlp.save(mnist_mlp.build_net([mx.cpu()], 0), model_dir)  # untrained: only the answers' form matters
+    create_tar_gz(model_dir, model_tar)
+    model = MXNetModel(model_data="file://" + model_tar, entry_point="mnist_mlp.py",
+                       source_dir=os.path.join(REPO, "entry_points"),
+                       dependencies=[os.path.join(REPO, "lib", "smgluon")],
+                       role="arn:aws:iam::111111111111:role/any", framework_version="1.9.0", py_version="py38",
+                       sagemaker_session=session)
+    predictor = model.deploy(initial_instance_count=1, instance_type="local")
+    url = session.endpoint_url(predictor.endpoint_name) + "/invocations"
+
+    def post(body, content_type="application/json", accept="application/json"):
+        req = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": content_type, "Accept": accept})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.headers.get("Content-Type"), r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("Content-Type"), e.read().decode()
+
+    x, _ = _images(mnist_small_dirs, 2)
+    good = json.dumps(x[:1].reshape(1, 784).tolist()).encode()
+    try:
+        for body, content_type, accept, status, message in [
+            (b"[1, 2", "application/json", "application/json", 400,
+             "invalid JSON payload: Expecting ',' delimiter: line 1 column 6 (char 5)"),
+            (b"[1, 2, 3]", "application/json", "application/json", 400,
+             "expected one image (784 values or 28x28) or a batch (Nx784 or Nx28x28); got shape (3,)"),
+            (b"\x89PNG", "image/png", "application/json", 415,
+             "unsupported content type 'image/png': send application/json, application/x-npy or text/csv"),
+            (good, "application/json", "text/csv", 406,
+             "unsupported accept type 'text/csv': this model answers application/json"),
+        ]:
+            answer = post(body, content_type, accept)
+            assert answer == (status, "text/plain; charset=utf-8", message)
+            # The server stays up: the next good request is answered.
+            status_code, _, text = post(good)
+            assert status_code == 200 and len(json.loads(text)["predictions"]) == 1
+
+        # Through the SDK, the message is what the caller sees, as on SageMaker (ModelError).
+        with pytest.raises(ClientError) as info:
+            predictor.predict(np.zeros((2, 3), dtype="float32"))
+        text = str(info.value)
+        assert "(400)" in text and "got shape (2, 3)" in text
+        assert "Traceback" not in text and 'File "' not in text
+        assert len(predictor.predict(x.reshape(2, 784).astype("float32"))["predictions"]) == 2
+    finally:
+        predictor.delete_endpoint()
+    assert live_processes_under(session.root_dir) == []

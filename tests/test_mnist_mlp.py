@@ -204,6 +204,48 @@ def test_bad_requests_are_client_errors(served, data, content_type, accept, stat
     assert err.value.status_code == status and fragment in str(err.value)
 
 
+def test_bound_model_scores_like_the_trained_net_for_any_batch_size(trained, images, tmp_path):
+    from smgluon.serving import BoundModel
+
+    mnist_mlp.save(trained, str(tmp_path))
+    files = [str(tmp_path / "model-symbol.json"), str(tmp_path / "model-0000.params")]
+    model = BoundModel(*files, max_shapes=2)
+    for n in (1, 5, 16, 1, 3):  # more shapes than it keeps executors for
+        expected = trained(mx.nd.array(images[:n])).asnumpy()
+        np.testing.assert_allclose(model.predict(images[:n]), expected, rtol=1e-4, atol=1e-4)
+    assert len(model._executors) == 2
+    with pytest.raises(ValueError, match="has no input 'pixels'"):
+        BoundModel(*files, input_name="pixels")
+
+
+def test_the_inference_toolkit_answers_a_bad_request_with_its_status_and_message(trained, tmp_path, monkeypatch):
+    """What the serving container runs per request: the toolkit's Transformer on a model server context."""
+    from mms.context import Context, RequestProcessor
+    from sagemaker_inference.transformer import Transformer
+
+    mnist_mlp.save(trained, str(tmp_path))
+    monkeypatch.setenv("SAGEMAKER_PROGRAM", "mnist_mlp.py")
+    transformer = Transformer()
+    context = Context("model", str(tmp_path), None, 1, None, "1.1.11")  # one per worker, as in MMS
+
+    def request(body, content_type="application/json"):
+        context.request_processor = [RequestProcessor({"Content-Type": content_type, "Accept": "application/json"})]
+        answer = transformer.transform([{"body": body}], context)
+        return answer, context.get_response_status(0), context.get_response_content_type(0)
+
+    assert request(b"[1, 2, 3]") == (
+        ["expected one image (784 values or 28x28) or a batch (Nx784 or Nx28x28); got shape (3,)"],
+        (400, "Bad Request"),
+        "text/plain; charset=utf-8",
+    )
+    answer, status, content_type = request(b"\x89PNG", "image/png")
+    assert status == (415, "Unsupported Media Type") and "Traceback" not in answer[0]
+    image = mnist_arrays()[0][9000:9001].reshape(1, 784)
+    answer, _, content_type = request(json.dumps(image.tolist()).encode())
+    assert json.loads(answer[0]) == {"predictions": expected_classes(trained, image)}
+    assert content_type == "application/json"
+
+
 def test_checkpoints_resume(mnist_small_dirs, tmp_path):
     hps = {"epochs": 1, "log_interval": 0}
     channels = {"train": mnist_small_dirs["train"], "test": mnist_small_dirs["test"]}

@@ -6,14 +6,36 @@ toolkit's error types, which carry their own status code. :class:`RequestError`
 is that type when the toolkit is present (the serving container, local mode)
 and a plain ``ValueError`` elsewhere (a notebook), so entry points raise it for
 every malformed payload and the server answers 4xx with the message.
+
+The toolkit also appends the Python traceback to that message in the response
+body; :func:`answer_request_errors` wraps a ``transform_fn`` so the client gets
+the status code and the message alone.
 """
 
+import collections
+import functools
+import http
+import inspect
 import io
 import json
+import logging
 
 import numpy as np
 
-__all__ = ["RequestError", "media_type", "decode_json", "decode_npy", "decode_csv", "encode_npy", "DECODERS"]
+__all__ = [
+    "RequestError",
+    "answer_request_errors",
+    "skip_request_metric_lines",
+    "media_type",
+    "decode_json",
+    "decode_npy",
+    "decode_csv",
+    "BoundModel",
+    "predict",
+    "softmax",
+    "encode_npy",
+    "DECODERS",
+]
 
 try:  # present in the serving container; optional everywhere else
     from sagemaker_inference.errors import GenericInferenceToolkitError as _ToolkitError
@@ -41,6 +63,67 @@ class RequestError(_ToolkitError, ValueError):
 
     def __str__(self):
         return self.message
+
+
+def answer_request_errors(transform_fn):
+    """Decorator for an entry point's ``transform_fn``: a :class:`RequestError` is answered
+    with its 4xx status and its message alone, as ``text/plain``.
+
+    The inference toolkit's own answer to an error carries the right status code but
+    puts the Python traceback into the body after the message. The toolkit passes the
+    model server's request context to a ``transform_fn`` that takes a fifth parameter
+    (sagemaker-inference 1.10, the pinned version); the decorated function takes it,
+    sets the status on it and returns the message. Called without a context (from a
+    notebook, a test, or a toolkit that does not pass one) it raises the
+    :class:`RequestError`, so behaviour elsewhere is unchanged. Other exceptions pass
+    through to the toolkit (HTTP 500).
+
+    Args:
+        transform_fn (callable): ``transform_fn(model, data, input_content_type, output_content_type)``.
+
+    Returns:
+        callable: ``transform_fn(model, data, input_content_type, output_content_type, context=None)``.
+    """
+
+    def transform_fn_with_context(model, data, input_content_type, output_content_type, context=None):
+        try:
+            return transform_fn(model, data, input_content_type, output_content_type)
+        except RequestError as error:
+            if context is None:
+                raise
+            # The reason phrase goes into the status line: the standard one, never user text.
+            context.set_response_status(code=error.status_code, phrase=_reason_phrase(error.status_code))
+            return error.message, "text/plain; charset=utf-8"
+
+    signature = inspect.signature(transform_fn_with_context)
+    functools.update_wrapper(transform_fn_with_context, transform_fn)
+    # The toolkit counts inspect.signature()'s parameters, on every request, to decide whether
+    # to pass the context. A stored __signature__ is what signature() returns (instead of
+    # following __wrapped__ to the 4-parameter original), and it skips re-deriving it each time.
+    transform_fn_with_context.__signature__ = signature
+    return transform_fn_with_context
+
+
+def _reason_phrase(status_code):
+    try:
+        return http.HTTPStatus(status_code).phrase
+    except ValueError:
+        return "Client Error"
+
+
+def skip_request_metric_lines():
+    """Stops multi-model-server's worker from logging a metric line for every request.
+
+    After each request the worker logs ``[METRICS]PredictionTime...`` to its stdout;
+    the Java frontend reads the line back, parses it and passes it to its
+    MODEL_METRICS logger, which the SageMaker containers' log configuration (and
+    local mode's) sets to WARN: the line is thrown away. Raising the worker's
+    ``mms.service`` logger to WARNING skips it (its warnings and errors still go
+    out); for mnist_mlp that saved about a third of the server's CPU time per
+    one-image request (bench/results/serving.md). Call it from ``model_fn``;
+    elsewhere it only changes that one logger's level.
+    """
+    logging.getLogger("mms.service").setLevel(logging.WARNING)
 
 
 def media_type(header):
@@ -115,6 +198,89 @@ def decode_csv(data):
     if len({len(r) for r in values}) != 1:
         raise RequestError("text/csv rows have different lengths: %s" % sorted({len(r) for r in values}))
     return np.asarray(values, dtype=np.float32)
+
+
+class BoundModel:
+    """An exported model bound for inference on the CPU: what ``model_fn`` returns for fast serving.
+
+    Loads ``<prefix>-symbol.json`` and ``<prefix>-0000.params`` (what
+    ``HybridBlock.export`` writes) and binds one MXNet executor per input shape,
+    sharing the parameters. A request then costs a copy into the bound input, one
+    forward pass and one read-back, about half of what calling a hybridized
+    ``SymbolBlock`` costs for one image (bench/results/serving.md), and the same
+    scores. Not thread-safe: the model server gives each worker its own copy.
+
+    Args:
+        symbol_file (str): the exported ``*-symbol.json``.
+        params_file (str): the exported ``*-NNNN.params``.
+        input_name (str): the symbol's data input (default ``"data"``).
+        max_shapes (int): executors kept, one per input shape, least recently used
+            evicted (default 4: one-image requests plus a few batch sizes).
+    """
+
+    def __init__(self, symbol_file, params_file, input_name="data", max_shapes=4):
+        import mxnet as mx  # imported here: decoding payloads needs only numpy
+
+        self._mx = mx
+        self.symbol = mx.sym.load(symbol_file)
+        self.input_name = input_name
+        self.max_shapes = max_shapes
+        saved = mx.nd.load(params_file)
+        self.arg_params = {k[4:]: v for k, v in saved.items() if k.startswith("arg:")}
+        self.aux_params = {k[4:]: v for k, v in saved.items() if k.startswith("aux:")}
+        arguments = self.symbol.list_arguments()
+        if input_name not in arguments:
+            raise ValueError("%s has no input %r; its arguments: %s" % (symbol_file, input_name, arguments))
+        missing = sorted(set(arguments) - set(self.arg_params) - {input_name})
+        if missing:
+            raise ValueError("%s lacks parameters of %s: %s" % (params_file, symbol_file, missing))
+        self._executors = collections.OrderedDict()
+
+    def _executor(self, shape):
+        executor = self._executors.pop(shape, None)
+        if executor is None:
+            mx = self._mx
+            args = dict(self.arg_params)
+            args[self.input_name] = mx.nd.empty(shape, ctx=mx.cpu())
+            executor = self.symbol.bind(mx.cpu(), args=args, aux_states=dict(self.aux_params), grad_req="null")
+            while len(self._executors) >= self.max_shapes:
+                self._executors.popitem(last=False)
+        self._executors[shape] = executor  # most recently used last
+        return executor
+
+    def predict(self, batch):
+        """Scores of a batch.
+
+        Args:
+            batch (numpy.ndarray): inputs, converted to float32.
+
+        Returns:
+            numpy.ndarray: the model's first output.
+        """
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        executor = self._executor(batch.shape)
+        executor.arg_dict[self.input_name]._sync_copyfrom(batch)  # what `x[:] = batch` ends in
+        executor.forward(is_train=False)
+        return executor.outputs[0].asnumpy()
+
+
+def predict(model, batch):
+    """Scores of a float32 NumPy batch from a :class:`BoundModel` or any Gluon block (a net trained in a notebook).
+
+    Returns:
+        numpy.ndarray
+    """
+    if isinstance(model, BoundModel):
+        return model.predict(batch)
+    import mxnet as mx
+
+    return model(mx.nd.array(batch, dtype=np.float32)).asnumpy()
+
+
+def softmax(scores):
+    """Row-wise softmax of NumPy scores (float32), computed stably."""
+    exp = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def encode_npy(array):
