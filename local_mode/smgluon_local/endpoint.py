@@ -22,6 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from xml.etree import ElementTree
 
 from smgluon_local.tarfiles import safe_extract
 
@@ -37,6 +38,11 @@ SERVING_DEFAULT_ENV = {
     "MXNET_KVSTORE_REDUCTION_NTHREADS": "1",
     "OMP_NUM_THREADS": "1",
 }
+# Model-server settings that differ from the SageMaker container's, for speed on a small machine
+# (measured in bench/results/serving.md): log records are written by a background thread, and
+# the JVM collects garbage with one thread instead of G1's concurrent ones.
+ASYNC_LOGGING = "true"
+DEFAULT_VMARGS = "-XX:-UseContainerSupport -XX:+UseSerialGC"  # the container: -XX:-UseContainerSupport
 JAVA_HINT = ("multi-model-server needs a Java runtime and none was found on PATH or in JAVA_HOME. "
              "Install one, e.g. `sudo apt-get install -y default-jre-headless`, or set JAVA_HOME.")
 
@@ -99,6 +105,28 @@ def free_port(host="127.0.0.1", low=20000, high=MAX_MMS_PORT):
 def _package_file(package, *parts):
     spec = importlib.util.find_spec(package)
     return os.path.join(list(spec.submodule_search_locations)[0], *parts)
+
+
+def log_config():
+    """The container's log4j2.xml (sagemaker_inference/etc) with the per-request lines kept out of mms.log.
+
+    Two changes: the access log no longer also goes to the console (the endpoint's
+    mms.log, which is never rotated; logs/access_log.log keeps every request, rotated),
+    and the worker thread's per-request "Backend response time" line is not logged.
+    Everything else, including the worker lines :meth:`ModelServer.start` reads, is
+    as in the container.
+
+    Returns:
+        str: the XML.
+    """
+    root = ElementTree.parse(_package_file("sagemaker_inference", "etc", "log4j2.xml")).getroot()
+    loggers = root.find("Loggers")
+    for logger_element in loggers.findall("Logger"):
+        if logger_element.get("name") == "ACCESS_LOG":
+            logger_element.set("additivity", "false")
+    worker_thread = ElementTree.Element("Logger", name="com.amazonaws.ml.mms.wlm.WorkerThread", level="warn")
+    loggers.insert(list(loggers).index(loggers.find("Root")), worker_thread)
+    return ElementTree.tostring(root, encoding="unicode")
 
 
 def _mms_launcher():
@@ -181,7 +209,8 @@ class ModelServer:
             "default_service_handler": HANDLER_SERVICE,
             "default_response_timeout": self.environment.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60"),
             "default_workers_per_model": self.environment.get("SAGEMAKER_MODEL_SERVER_WORKERS"),
-            "vmargs": self.environment.get("SAGEMAKER_MODEL_SERVER_VMARGS", "-XX:-UseContainerSupport"),
+            "vmargs": self.environment.get("SAGEMAKER_MODEL_SERVER_VMARGS", DEFAULT_VMARGS),
+            "async_logging": ASYNC_LOGGING,
             "max_request_size": (int(self.environment["SAGEMAKER_MAX_REQUEST_SIZE_IN_MB"]) * 1024 * 1024
                                  if "SAGEMAKER_MAX_REQUEST_SIZE_IN_MB" in self.environment else None),
         }
@@ -189,6 +218,8 @@ class ModelServer:
         path = os.path.join(self.endpoint_dir, "mms.properties")
         with open(path, "w") as f:
             f.write(config)
+        with open(os.path.join(self.endpoint_dir, "log4j2.xml"), "w") as f:
+            f.write(log_config())
         return path
 
     def _env(self):
@@ -217,7 +248,7 @@ class ModelServer:
             # The model path is resolved against the store, as in the container (store "/").
             "--model-store", self.endpoint_dir,
             "--models", "model=" + os.path.basename(self.model_dir),
-            "--log-config", _package_file("sagemaker_inference", "etc", "log4j2.xml"),
+            "--log-config", os.path.join(self.endpoint_dir, "log4j2.xml"),
         ]
         log = open(self.log_path, "ab")
         try:
