@@ -107,7 +107,8 @@ def _png(image):
     return buf.getvalue()
 
 
-def run(epochs=None, data_dir="data", output="smgluon-output", num_images=8, root=None, hyperparameters=None):
+def run(epochs=None, data_dir="data", output="smgluon-output", num_images=8, root=None, hyperparameters=None,
+        channels=None):
     """Runs the main job; returns a dict of what it measured and where the artifacts are.
 
     Args:
@@ -117,6 +118,7 @@ def run(epochs=None, data_dir="data", output="smgluon-output", num_images=8, roo
         num_images (int): how many test images to classify one by one as PNG files.
         root (str): the ProcessSession's root (jobs, endpoints, local bucket).
         hyperparameters (dict): more hyperparameters for the workload.
+        channels (dict): train/test channel folders to use instead of fetching Fashion-MNIST.
     """
     import numpy as np
     from sagemaker.deserializers import JSONDeserializer
@@ -140,8 +142,11 @@ def run(epochs=None, data_dir="data", output="smgluon-output", num_images=8, roo
     output = os.path.abspath(output)
     os.makedirs(output, exist_ok=True)
 
-    _step(1, "Fashion-MNIST: the Debian package's files if installed, else the official download")
-    channels = fetch("fashion-mnist", data_dir)
+    if channels is None:
+        _step(1, "Fashion-MNIST: the Debian package's files if installed, else the official download")
+        channels = fetch("fashion-mnist", data_dir)
+    else:
+        _step(1, "data: %s" % ", ".join("%s=%s" % kv for kv in sorted(channels.items())))
 
     _step(2, "training %s for %d epochs as a local SageMaker training job (no Docker)" % (WORKLOAD, epochs))
     session = ProcessSession(root_dir=root, log_stream=_EpochProgress(epochs))
@@ -165,10 +170,10 @@ def run(epochs=None, data_dir="data", output="smgluon-output", num_images=8, roo
     predictor = estimator.deploy(initial_instance_count=1, instance_type="local")
     try:
         (_, _), (x_test, y_test) = load_idx_channels(channels)
-        labels = fmnist_cnn.CLASS_NAMES["fashion-mnist"]
+        labels = fmnist_cnn.CLASS_NAMES[fmnist_cnn.HYPERPARAMETERS.parse_dict(hps)["classes"]]
         png = Predictor(predictor.endpoint_name, sagemaker_session=session,
                         serializer=IdentitySerializer("image/png"), deserializer=JSONDeserializer())
-        print("  %-4s %-12s %-12s" % ("#", "true", "predicted (from a PNG)"), file=sys.stderr)
+        print("\n  %-4s %-12s %-12s" % ("#", "true", "predicted (from a PNG)"), file=sys.stderr)
         handful_correct = 0
         for i in range(num_images):
             image = np.asarray(x_test[i], dtype=np.uint8).reshape(28, 28)
@@ -190,7 +195,8 @@ def run(epochs=None, data_dir="data", output="smgluon-output", num_images=8, roo
 
     _step(4, "learning curve and artifacts")
     with tarfile.open(job_output) as tar:
-        member = tar.getmember("data/metrics.json")
+        # SageMaker packs the contents of /opt/ml/output/data at the archive's root.
+        member = tar.getmember("metrics.json")
         metrics_json = os.path.join(output, estimator.latest_training_job.name, "metrics.json")
         os.makedirs(os.path.dirname(metrics_json), exist_ok=True)
         with tar.extractfile(member) as src, open(metrics_json, "wb") as dst:
