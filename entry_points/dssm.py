@@ -559,8 +559,13 @@ def recommender(net):
     if isinstance(net, Recommender):
         return net
     if getattr(net, "_recommender", None) is None:
-        net._recommender = Recommender(net.user_tower, net.item_tower, net.catalog)
+        net._recommender = Recommender(net.user_tower, net.item_tower, net.catalog, _context(net))
     return net._recommender
+
+
+def _context(net):
+    """Where a trained net's parameters live."""
+    return net.item_tower.out.weight.list_ctx()[0]
 
 
 def evaluate(net, split):
@@ -569,7 +574,7 @@ def evaluate(net, split):
     Returns:
         dict: ``warm_hr10``, ``warm_ndcg10``, ``cold_hr10``, ``cold_ndcg10`` (NaN without cold cases).
     """
-    scorer = Recommender(net.user_tower, net.item_tower, net.catalog).scorer()
+    scorer = Recommender(net.user_tower, net.item_tower, net.catalog, _context(net)).scorer()
     values = {}
     for name, users, candidates in (
         ("warm", split.warm_users, split.warm_candidates),
@@ -594,9 +599,10 @@ class CosineLoss(gluon.HybridBlock):
 class InBatchSoftmaxLoss(gluon.HybridBlock):
     """Softmax over the batch's items: user i's positive is item i, the other users' positives its negatives.
 
-    A popular item is a negative in many batches; with ``logq_correction`` its logit is lowered by the log of
-    its frequency among the positives (Yi et al. 2019, "sampling-bias-corrected" in-batch softmax), so the
-    loss estimates a softmax over the catalogue instead of one that punishes popularity.
+    A popular item is drawn as a negative in many batches. With ``logq_correction`` the log of each item's
+    sampling probability (its share of the positives) is subtracted from its logits (Yi et al. 2019, the
+    "sampling-bias-corrected" in-batch softmax), so the loss estimates a softmax over the catalogue rather
+    than one that punishes popular items for being drawn often.
     """
 
     def __init__(self, temperature, **kwargs):
@@ -744,7 +750,7 @@ def save(net, model_dir):
     tmp = tempfile.mkdtemp(prefix=".tmp-model-", dir=model_dir)
     try:
         catalog = net.catalog
-        ctx = net.item_tower.out.weight.list_ctx()[0]
+        ctx = _context(net)
         # the export needs a cached graph: run each tower once
         net.user_tower(*catalog.user_inputs([0], ctx))
         net.item_tower(*catalog.item_inputs([0], ctx))
