@@ -1,0 +1,413 @@
+"""Multi-host parameter-server training in local mode: N hosts, no Docker, no hangs.
+
+Fast tests cover the pieces (host names, shards, ports, errors); the slow ones
+run real 2-host jobs through the SageMaker SDK on small real data: the
+container's roles and variables, ShardedByS3Key, MNIST accuracy against one
+host, combined metrics, and faults (a killed worker, a killed server) that
+must fail the job within the bound and leave no process behind.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+import numpy as np
+import pytest
+from local_helpers import FIXTURES, REPO, ROLE, live_processes_under
+
+from smgluon import distributed
+from smgluon_local import cluster, hostnames
+from smgluon_local.training_job import FAULT_BOUND_S, prepare_host, shard_files
+
+LIB = os.path.join(REPO, "lib", "smgluon")
+PS = {"parameter_server": {"enabled": True}}
+
+
+# ---------------------------------------------------------------- host names
+
+
+def _python(env, code):
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_host_names_resolve_to_loopback_in_job_processes_only(tmp_path):
+    env = dict(os.environ)
+    env.update(hostnames.job_environment(str(tmp_path), ["algo-1", "algo-2"], env))
+    code = ("import socket; print(socket.gethostbyname('algo-2'), socket.gethostbyname('ALGO-1'), "
+            "socket.getaddrinfo('algo-1', 8000)[0][4][0], socket.gethostbyname_ex('algo-2')[2], "
+            "socket.gethostbyname('localhost'))")
+    result = _python(env, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["127.0.0.1", "127.0.0.1", "127.0.0.1", "['127.0.0.1']", "127.0.0.1"]
+    # This process (and the machine) is unchanged: no /etc/hosts edit, no patched socket here.
+    assert not hostnames.is_installed()
+    assert "algo-2" not in open("/etc/hosts").read()
+
+
+def test_an_existing_sitecustomize_still_runs(tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "sitecustomize.py").write_text("import os\nos.environ['OTHER_SITECUSTOMIZE'] = 'ran'\n")
+    env = dict(os.environ, PYTHONPATH=str(other))
+    env.update(hostnames.job_environment(str(tmp_path / "job"), ["algo-1"], env))
+    result = _python(env, "import os, socket; print(os.environ.get('OTHER_SITECUSTOMIZE'), "
+                          "socket.gethostbyname('algo-1'))")
+    assert result.stdout.split() == ["ran", "127.0.0.1"], result.stderr
+
+
+# ---------------------------------------------------------------- shards
+
+
+def test_shard_files_are_disjoint_contiguous_and_cover_every_file():
+    for count in range(1, 12):
+        files = ["part-%02d" % i for i in range(count)]
+        for hosts in range(1, count + 1):
+            shards = [shard_files(files, i, hosts) for i in range(hosts)]
+            assert sum(shards, []) == files  # in order: disjoint, contiguous, complete
+            assert max(map(len, shards)) - min(map(len, shards)) <= 1
+    # Pairs that sort together stay together when the count divides evenly.
+    pairs = sorted("part-%d-%s" % (i, kind) for i in range(4) for kind in ("images", "labels"))
+    assert shard_files(pairs, 1, 2) == ["part-2-images", "part-2-labels", "part-3-images", "part-3-labels"]
+
+
+def _file_channel(path, distribution):
+    return {"ChannelName": "train",
+            "DataSource": {"FileDataSource": {"FileUri": "file://" + path, "FileDataDistributionType": distribution}}}
+
+
+def test_sharded_by_key_gives_each_host_its_own_files(tmp_path):
+    data = tmp_path / "data"
+    for rel in ("a/1.csv", "a/2.csv", "b/3.csv", "c.csv", "d.csv"):
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).write_text(rel)
+    hosts = ["algo-1", "algo-2"]
+    seen = []
+    for host in hosts:
+        host_dir = str(tmp_path / "job" / host)
+        prepare_host(host_dir, host, hosts, "local", [_file_channel(str(data), "ShardedByS3Key")], {},
+                     str(tmp_path / "job"), None, None)
+        channel = os.path.join(host_dir, "input", "data", "train")
+        files = sorted(os.path.relpath(os.path.join(d, f), channel) for d, _, fs in os.walk(channel) for f in fs)
+        assert all(open(os.path.join(channel, f)).read() == f for f in files)
+        seen.append(files)
+        config = json.load(open(os.path.join(host_dir, "input", "config", "inputdataconfig.json")))
+        assert config["train"]["S3DistributionType"] == "ShardedByS3Key"
+    assert seen == [["a/1.csv", "a/2.csv"], ["b/3.csv", "c.csv", "d.csv"]]
+
+    few = tmp_path / "few"
+    few.mkdir()
+    (few / "only.csv").write_text("x")
+    with pytest.raises(ValueError, match="ShardedByS3Key over 2 hosts but holds 1 file"):
+        prepare_host(str(tmp_path / "job2" / "algo-1"), "algo-1", hosts, "local",
+                     [_file_channel(str(few), "ShardedByS3Key")], {}, str(tmp_path / "job2"), None, None)
+
+
+class _FakeWorkers:
+    """Workers without a kvstore: rank and size, and min over the given counts."""
+
+    def __init__(self, rank, num_workers, counts=None):
+        self.rank, self.num_workers, self.counts = rank, num_workers, counts
+        self.distributed, self.combines = num_workers > 1, True
+
+    def min(self, value):
+        return float(min(self.counts)) if self.counts else float(value)
+
+
+def test_epoch_shards_are_disjoint_equal_cover_the_data_and_reshuffle():
+    n, workers, seed = 1003, 3, 7
+    samplers = [distributed.EpochSampler(n, _FakeWorkers(r, workers), seed) for r in range(workers)]
+    assert {s.num_batches(50) for s in samplers} == {6}  # the same on every worker: dist_sync needs it
+    first = [s.epoch() for s in samplers]
+    assert {len(e) for e in first} == {n // workers}
+    union = np.concatenate(first)
+    assert len(set(union.tolist())) == len(union) == n - n % workers  # disjoint; all but n mod workers
+    second = [s.epoch() for s in samplers]
+    assert len(set(np.concatenate(second).tolist())) == n - n % workers
+    assert set(first[0].tolist()) != set(second[0].tolist())  # a new split every epoch
+    # Over a few epochs every sample is used.
+    for _ in range(3):
+        union = np.concatenate([union] + [s.epoch() for s in samplers])
+    assert set(union.tolist()) == set(range(n))
+
+
+def test_presharded_data_is_cut_to_the_smallest_worker():
+    counts = [120, 97]
+    samplers = [distributed.EpochSampler(c, _FakeWorkers(r, 2, counts), 1, presharded=True)
+                for r, c in enumerate(counts)]
+    assert [s.per_worker for s in samplers] == [97, 97]
+    assert [s.num_batches(10) for s in samplers] == [9, 9]
+    order = samplers[0].epoch()
+    assert len(order) == 97 and len(set(order.tolist())) == 97 and order.max() < 120
+
+
+def test_evaluation_shards_cover_everything():
+    for n in (0, 1, 5, 2000, 2001):
+        for workers in (1, 2, 3):
+            bounds = [distributed.shard_bounds(n, r, workers) for r in range(workers)]
+            assert bounds[0][0] == 0 and bounds[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+
+
+def test_sharded_channels_come_from_the_input_data_config():
+    config = {"train": {"S3DistributionType": "ShardedByS3Key"}, "test": {"S3DistributionType": "FullyReplicated"}}
+    assert distributed.sharded_channels({"SM_INPUT_DATA_CONFIG": json.dumps(config)}) == {"train"}
+    assert distributed.sharded_channels({}) == set()
+
+
+def test_a_distributed_kvstore_without_the_parameter_server_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("DMLC_ROLE", raising=False)
+    with pytest.raises(distributed.DistributedError, match="parameter_server"):
+        distributed.create_kvstore("dist_sync")
+
+
+def test_jobs_get_distinct_free_ports():
+    ports = [cluster.free_port() for _ in range(20)]
+    try:
+        assert len(set(ports)) == 20
+        assert all(20000 <= p < 32768 for p in ports)  # below the ephemeral range ps-lite's nodes use
+    finally:
+        for port in ports:
+            cluster.release_port(port)
+
+
+# ---------------------------------------------------------------- real jobs (slow)
+
+
+@pytest.fixture
+def session(tmp_path):
+    from smgluon_local import ProcessSession
+
+    return ProcessSession(root_dir=str(tmp_path / "root"), log_stream=False)
+
+
+def _estimator(session, entry_point, source_dir, instance_count=2, **kwargs):
+    from sagemaker.mxnet import MXNet
+
+    return MXNet(entry_point=entry_point, source_dir=source_dir, dependencies=[LIB], role=ROLE,
+                 instance_count=instance_count, instance_type="local", framework_version="1.9.0",
+                 py_version="py38", distribution=PS, sagemaker_session=session, **kwargs)
+
+
+def _job_dir(session, job_name):
+    return os.path.join(session.root_dir, "jobs", job_name)
+
+
+def _tar_members(path):
+    with tarfile.open(path) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def _assert_no_process_left(session, job_name):
+    assert cluster.job_processes(_job_dir(session, job_name)) == []
+    assert live_processes_under(session.root_dir) == []
+
+
+@pytest.mark.slow
+def test_two_hosts_run_the_containers_roles_on_loopback_with_their_own_port(session, tmp_path):
+    """Two 2-host jobs side by side: roles as the MXNet container starts them, names, ports, key shards."""
+    from sagemaker.inputs import TrainingInput
+
+    from smgluon_local.storage import uri_to_local_path
+
+    data = tmp_path / "data"
+    data.mkdir()
+    names = ["part-%d.rec" % i for i in range(5)]
+    for name in names:
+        (data / name).write_text(name)
+    channel = TrainingInput("file://" + str(data), distribution="ShardedByS3Key")
+    jobs = [_estimator(session, "cluster_probe.py", FIXTURES) for _ in range(2)]
+    for est in jobs:
+        est.fit({"train": channel}, wait=False)
+    for est in jobs:
+        est.latest_training_job.wait(logs="None")
+
+    ports = []
+    for est in jobs:
+        name = est.latest_training_job.name
+        desc = session.describe_training_job(name)
+        assert desc["TrainingJobStatus"] == "Completed"
+        outputs = _tar_members(os.path.join(os.path.dirname(uri_to_local_path(est.model_data, session.local_s3)),
+                                            "output.tar.gz"))
+        probes = {h: json.loads(outputs["probe-%s.json" % h]) for h in ("algo-1", "algo-2")}
+        for probe in probes.values():
+            dmlc = probe["dmlc"]
+            assert dmlc["DMLC_ROLE"] == "worker"
+            assert dmlc["DMLC_NUM_WORKER"] == dmlc["DMLC_NUM_SERVER"] == "2"
+            assert dmlc["DMLC_PS_ROOT_URI"] == "127.0.0.1"
+            assert probe["resolved"] == {"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"}
+            assert probe["num_workers"] == 2
+            assert probe["allreduce"] == [2.0, 1.0, 5.0]  # both workers, ranks 0+1, every file once
+        # The scheduler on the first host, a server on every host (sagemaker_mxnet_container.training).
+        assert probes["algo-1"]["roles"] == ["scheduler", "server"]
+        assert probes["algo-2"]["roles"] == ["server"]
+        assert {p["rank"] for p in probes.values()} == {0, 1}
+        port = {p["dmlc"]["DMLC_PS_ROOT_PORT"] for p in probes.values()}
+        assert len(port) == 1 and port != {"8000"}
+        ports.append(port.pop())
+        # ShardedByS3Key: every host its own files, together all of them.
+        assert sorted(probes["algo-1"]["files"] + probes["algo-2"]["files"]) == names
+        assert not set(probes["algo-1"]["files"]) & set(probes["algo-2"]["files"])
+        # Only the first host writes the model; model.tar.gz is its model.
+        assert _tar_members(uri_to_local_path(est.model_data, session.local_s3)) == {"model.txt": b"algo-1"}
+        log = open(os.path.join(_job_dir(session, name), "job.log")).read()
+        assert "algo-1 | probe algo-1 rank" in log and "algo-2 | probe algo-2 rank" in log
+        assert all(re.match(r"^algo-[12] \| ", line) for line in log.splitlines())
+        _assert_no_process_left(session, name)
+    assert ports[0] != ports[1]  # jobs side by side never meet on one scheduler port
+
+
+def _final(desc, name):
+    return next(m["Value"] for m in desc["FinalMetricDataList"] if m["MetricName"] == name)
+
+
+def _last_epoch_lines(log, host):
+    lines = [line for line in log.splitlines() if line.startswith(host + " | metrics: epoch=")]
+    return dict(kv.split("=") for kv in lines[-1].split("metrics: ")[1].split())
+
+
+@pytest.mark.slow
+def test_two_host_mnist_matches_one_host_with_combined_metrics(session, mnist_dirs):
+    """2-host MNIST MLP (dist_sync, sharded by rank) within 1 point of the 1-host run on the same data."""
+    import mnist_mlp
+
+    channels = {"train": "file://" + mnist_dirs["train"], "test": "file://" + mnist_dirs["test"]}
+    hps = {"epochs": 3, "log_interval": 0}
+    runs = {n: _estimator(session, "mnist_mlp.py", os.path.join(REPO, "entry_points"), instance_count=n,
+                          hyperparameters=hps, metric_definitions=mnist_mlp.METRIC_DEFINITIONS) for n in (1, 2)}
+    for est in runs.values():
+        est.fit(channels, wait=False)  # side by side
+    for est in runs.values():
+        est.latest_training_job.wait(logs="None")
+    accuracy = {}
+    for n, est in runs.items():
+        desc = session.describe_training_job(est.latest_training_job.name)
+        assert desc["TrainingJobStatus"] == "Completed"
+        accuracy[n] = _final(desc, "validation_accuracy")
+    assert accuracy[1] > 0.9
+    assert abs(accuracy[2] - accuracy[1]) <= 0.01, accuracy
+
+    name = runs[2].latest_training_job.name
+    log = open(os.path.join(_job_dir(session, name), "job.log")).read()
+    first, second = _last_epoch_lines(log, "algo-1"), _last_epoch_lines(log, "algo-2")
+    # Summed over the workers: the whole test set's accuracy and the whole epoch's loss, on both hosts.
+    for key in ("epoch", "train_loss", "train_accuracy", "validation_accuracy"):
+        assert first[key] == second[key], key
+    assert os.listdir(os.path.join(_job_dir(session, name), "algo-2", "model")) == []
+    from smgluon_local.storage import uri_to_local_path
+
+    assert sorted(_tar_members(uri_to_local_path(runs[2].model_data, session.local_s3))) == [
+        "model-0000.params", "model-shapes.json", "model-symbol.json"]
+    _assert_no_process_left(session, name)
+
+
+@pytest.mark.slow
+def test_two_host_movielens_trains_with_combined_metrics(session, tmp_path):
+    import movielens_mf
+    from conftest import write_movielens_slice
+
+    data = str(tmp_path / "ml")
+    write_movielens_slice(data)
+    est = _estimator(session, "movielens_mf.py", os.path.join(REPO, "entry_points"),
+                     hyperparameters={"epochs": 2}, metric_definitions=movielens_mf.METRIC_DEFINITIONS)
+    est.fit({"training": "file://" + data})
+    desc = session.describe_training_job(est.latest_training_job.name)
+    assert desc["TrainingJobStatus"] == "Completed"
+    assert 0.8 < _final(desc, "validation_rmse") < 1.3
+    log = open(os.path.join(_job_dir(session, est.latest_training_job.name), "job.log")).read()
+    assert "training with dense gradients" in log  # MXNet 1.9.1's servers abort on row_sparse pushes
+    first, second = _last_epoch_lines(log, "algo-1"), _last_epoch_lines(log, "algo-2")
+    assert first["validation_rmse"] == second["validation_rmse"] and first["train_rmse"] == second["train_rmse"]
+    _assert_no_process_left(session, est.latest_training_job.name)
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def _process(job_dir, host, match):
+    """The job's Python process on ``host`` (not a shell around one) for which ``match(env, cmdline)``."""
+    for proc in cluster.job_processes(job_dir):
+        try:
+            env, cmdline = proc.environ(), proc.cmdline()
+        except Exception:
+            continue
+        on_host = env.get("SAGEMAKER_BASE_DIR") == os.path.join(job_dir, host)
+        if on_host and cmdline and cmdline[0] == sys.executable and match(env, " ".join(cmdline)):
+            return proc
+    return None
+
+
+def _kill_and_time(session, est, host, match, what):
+    from sagemaker.exceptions import UnexpectedStatusException
+
+    name = est.latest_training_job.name
+    job_dir = _job_dir(session, name)
+    victim = _wait_for(lambda: _process(job_dir, host, match), 120, what)
+    _wait_for(lambda: "epoch=2 " in open(os.path.join(job_dir, "job.log")).read()
+              or "ready" in open(os.path.join(job_dir, "job.log")).read(), 120, "training under way")
+    victim.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    while session.describe_training_job(name)["TrainingJobStatus"] == "InProgress":
+        assert time.monotonic() - killed < FAULT_BOUND_S, "the job did not fail within the bound"
+        time.sleep(0.1)
+    failed_after = time.monotonic() - killed
+    desc = session.describe_training_job(name)
+    assert desc["TrainingJobStatus"] == "Failed"
+    with pytest.raises(UnexpectedStatusException, match=host):
+        est.latest_training_job.wait(logs="None")
+    _assert_no_process_left(session, name)
+    return desc["FailureReason"], failed_after
+
+
+@pytest.mark.slow
+def test_a_killed_worker_fails_the_job_within_the_bound_and_nothing_survives(session, mnist_small_dirs):
+    est = _estimator(session, "mnist_mlp.py", os.path.join(REPO, "entry_points"),
+                     hyperparameters={"epochs": 1000, "log_interval": 0})
+    est.fit({"train": "file://" + mnist_small_dirs["train"], "test": "file://" + mnist_small_dirs["test"]},
+            wait=False)
+    assert session.describe_training_job(est.latest_training_job.name)["TrainingJobStatus"] == "InProgress"
+    reason, seconds = _kill_and_time(
+        session, est, "algo-2", lambda env, cmd: env.get("DMLC_ROLE") == "worker" and "mnist_mlp.py" in cmd,
+        "algo-2's worker")
+    assert reason.startswith("algo-2: ") and "ExitCode -9" in reason and "SIGKILL" in reason
+    assert seconds < FAULT_BOUND_S
+
+
+@pytest.mark.slow
+def test_a_killed_parameter_server_fails_the_job_instead_of_stalling_it(session):
+    est = _estimator(session, "cluster_probe.py", FIXTURES, hyperparameters={"sleep_seconds": 300})
+    est.fit({}, wait=False)
+    reason, _ = _kill_and_time(
+        session, est, "algo-1", lambda env, cmd: env.get("DMLC_ROLE") == "server" and "import mxnet" in cmd,
+        "algo-1's server")
+    assert reason.startswith("algo-1: AlgorithmError: its parameter-server server process was killed by SIGKILL")
+
+
+@pytest.mark.slow
+def test_cli_train_takes_instance_count(tmp_path, mnist_small_dirs, capsys):
+    from smgluon_local.cli import main
+
+    root, out = str(tmp_path / "root"), str(tmp_path / "out")
+    assert main(["train", "mnist_mlp", "--instance-count", "2", "--hp", "epochs=1",
+                 "--train", mnist_small_dirs["train"], "--test", mnist_small_dirs["test"],
+                 "--output", out, "--root", root, "--entry-points", os.path.join(REPO, "entry_points")]) == 0
+    stdout = capsys.readouterr().out
+    assert "algo-2 | metrics: epoch=1" in stdout and "validation_accuracy = " in stdout
+    model = stdout.strip().splitlines()[-1].split("model: ")[1]
+    assert os.path.isfile(model)
+    assert live_processes_under(root) == []
+    with pytest.raises(SystemExit):
+        main(["train", "mnist_mlp", "--instance-count", "0", "--train", mnist_small_dirs["train"]])
+    assert "not a positive integer" in capsys.readouterr().err
+
