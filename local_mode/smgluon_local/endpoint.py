@@ -38,11 +38,6 @@ SERVING_DEFAULT_ENV = {
     "MXNET_KVSTORE_REDUCTION_NTHREADS": "1",
     "OMP_NUM_THREADS": "1",
 }
-# Model-server settings that differ from the SageMaker container's, for speed on a small machine
-# (measured in bench/results/serving.md): log records are written by a background thread, and
-# the JVM collects garbage with one thread instead of G1's concurrent ones.
-ASYNC_LOGGING = "true"
-DEFAULT_VMARGS = "-XX:-UseContainerSupport -XX:+UseSerialGC"  # the container: -XX:-UseContainerSupport
 JAVA_HINT = ("multi-model-server needs a Java runtime and none was found on PATH or in JAVA_HOME. "
              "Install one, e.g. `sudo apt-get install -y default-jre-headless`, or set JAVA_HOME.")
 
@@ -110,11 +105,13 @@ def _package_file(package, *parts):
 def log_config():
     """The container's log4j2.xml (sagemaker_inference/etc) with the per-request lines kept out of mms.log.
 
-    Two changes: the access log no longer also goes to the console (the endpoint's
-    mms.log, which is never rotated; logs/access_log.log keeps every request, rotated),
-    and the worker thread's per-request "Backend response time" line is not logged.
-    Everything else, including the worker lines :meth:`ModelServer.start` reads, is
-    as in the container.
+    The container logs two lines per request to its console; here that is the
+    endpoint's mms.log, which nothing rotates (about 200 bytes a request).
+    Two changes: the access log no longer also goes to the console
+    (logs/access_log.log keeps every request, rotated), and the worker thread's
+    per-request "Backend response time" line is not logged. Everything else,
+    including the worker lines :meth:`ModelServer.start` reads, is as in the
+    container. It costs and saves no measurable time (bench/results/serving.md).
 
     Returns:
         str: the XML.
@@ -209,8 +206,7 @@ class ModelServer:
             "default_service_handler": HANDLER_SERVICE,
             "default_response_timeout": self.environment.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60"),
             "default_workers_per_model": self.environment.get("SAGEMAKER_MODEL_SERVER_WORKERS"),
-            "vmargs": self.environment.get("SAGEMAKER_MODEL_SERVER_VMARGS", DEFAULT_VMARGS),
-            "async_logging": ASYNC_LOGGING,
+            "vmargs": self.environment.get("SAGEMAKER_MODEL_SERVER_VMARGS", "-XX:-UseContainerSupport"),
             "max_request_size": (int(self.environment["SAGEMAKER_MAX_REQUEST_SIZE_IN_MB"]) * 1024 * 1024
                                  if "SAGEMAKER_MAX_REQUEST_SIZE_IN_MB" in self.environment else None),
         }
