@@ -229,6 +229,8 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     step_fn.hybridize(static_alloc=True, static_shape=True)
     checkpoint_dir = kwargs.get("checkpoint_dir")
     first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
+    net(x_train[:1].as_in_context(ctx[0]))  # the parameters get their shapes
+    distributed.init_trainer(trainer)  # every worker starts from rank 0's parameters
     log = metrics.MetricsLogger(kwargs.get("output_data_dir"), extra={"workload": "mnist_mlp", "hyperparameters": hps})
 
     for epoch in range(first_epoch, hps["epochs"] + 1):

@@ -415,6 +415,8 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     loss_fn = gluon.loss.L2Loss()
     checkpoint_dir = kwargs.get("checkpoint_dir")
     first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
+    net(train_data[0][:1].as_in_context(ctx[0]), train_data[1][:1].as_in_context(ctx[0]))  # shapes
+    distributed.init_trainer(trainer)  # every worker starts from rank 0's parameters
     log = metrics.MetricsLogger(
         kwargs.get("output_data_dir"), extra={"workload": "movielens_mf", "hyperparameters": hps}
     )
