@@ -714,18 +714,9 @@ def run_training(job_dir, job_name, hosts, instance_type, input_data_config, out
     """Run a training job to completion and package its artifacts (the blocking form of :class:`TrainingRun`).
 
     Args:
-        job_dir (str): New directory for the job (must not exist yet).
-        job_name (str): The training job name.
-        hosts (list of str): Host names; one process tree per host.
-        instance_type (str): ``local`` or ``local_gpu``.
-        input_data_config (list of dict): The request's channels.
-        output_data_config (dict): Has ``S3OutputPath`` (file://, local-bucket s3:// or s3://).
-        hyperparameters (dict): JSON-encoded hyperparameters, as the SDK sends them.
-        environment (dict): Extra environment variables from the request.
-        store (LocalS3): The local buckets.
-        session (sagemaker.session.Session): For region and real S3.
+        job_dir, job_name, hosts, instance_type, input_data_config, output_data_config,
+        hyperparameters, environment, store, session, max_runtime: as for :class:`TrainingRun`.
         stream (file): Where to echo the log (default ``sys.stdout``); False for silence.
-        max_runtime (float): Stop the job after this many seconds.
 
     Returns:
         TrainingResult: Artifacts and log of a successful (or stopped) job.
