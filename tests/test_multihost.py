@@ -306,6 +306,43 @@ def test_two_host_mnist_matches_one_host_with_combined_metrics(session, mnist_di
 
 
 @pytest.mark.slow
+def test_sharded_by_key_mnist_hosts_train_on_their_own_files_with_equal_batches(session, tmp_path):
+    """Unequal shards (3000 and 2400 images): both workers run 24 batches of 100, no dist_sync hang."""
+    import mnist_mlp
+    from conftest import mnist_arrays
+    from sagemaker.inputs import TrainingInput
+
+    from smgluon.idx import write_idx
+
+    x, y = mnist_arrays()
+    train, test = tmp_path / "train", tmp_path / "test"
+    train.mkdir()
+    test.mkdir()
+    for part, (start, stop) in enumerate([(0, 3000), (3000, 5400)]):
+        write_idx(str(train / ("train-%d-images-idx3-ubyte.gz" % part)), x[start:stop])
+        write_idx(str(train / ("train-%d-labels-idx1-ubyte.gz" % part)), y[start:stop])
+    write_idx(str(test / "t10k-images-idx3-ubyte.gz"), x[8000:9000])
+    write_idx(str(test / "t10k-labels-idx1-ubyte.gz"), y[8000:9000])
+    est = _estimator(session, "mnist_mlp.py", os.path.join(REPO, "entry_points"),
+                     hyperparameters={"epochs": 2, "log_interval": 0}, metric_definitions=mnist_mlp.METRIC_DEFINITIONS)
+    est.fit({"train": TrainingInput("file://" + str(train), distribution="ShardedByS3Key"),
+             "test": "file://" + str(test)})
+    name = est.latest_training_job.name
+    desc = session.describe_training_job(name)
+    assert desc["TrainingJobStatus"] == "Completed"
+    assert _final(desc, "validation_accuracy") > 0.8
+    for host, part in (("algo-1", 0), ("algo-2", 1)):
+        channel = os.path.join(_job_dir(session, name), host, "input", "data", "train")
+        assert sorted(os.listdir(channel)) == ["train-%d-images-idx3-ubyte.gz" % part,
+                                               "train-%d-labels-idx1-ubyte.gz" % part]
+    log = open(os.path.join(_job_dir(session, name), "job.log")).read()
+    # Samples per epoch over both workers: 2 x 24 batches x 100 (the larger shard cut to the smaller's size).
+    last = _last_epoch_lines(log, "algo-1")
+    assert abs(float(last["samples_per_sec"]) * float(last["epoch_seconds"]) - 4800) < 5
+    _assert_no_process_left(session, name)
+
+
+@pytest.mark.slow
 def test_two_host_movielens_trains_with_combined_metrics(session, tmp_path):
     import movielens_mf
     from conftest import write_movielens_slice
