@@ -18,8 +18,6 @@ import os
 import sys
 import tempfile
 
-import numpy as np
-
 # The one switch: "local" runs every job and endpoint on this machine through smgluon's
 # ProcessSession (no Docker, no AWS account); "sagemaker" runs the same code on Amazon
 # SageMaker, with the role and bucket taken from SAGEMAKER_ROLE and SAGEMAKER_BUCKET.
@@ -77,6 +75,8 @@ so the notebook runs in a few minutes on a laptop.'''),
     ("code", SETUP),
     ("markdown", "## Data\n\nIDX files in a `train` and a `test` channel, as the workload reads them."),
     ("code", '''\
+import numpy as np
+
 from smgluon.idx import read_idx, write_idx
 
 mnist = os.path.join(SHARED_DATA, "mnist-test")
@@ -160,6 +160,8 @@ default; `linear`, `mlp` and `svdpp` too), on the GroupLens u1 split. The SDK's
 recommendations with titles. `MODE` switches between this machine and SageMaker.'''),
     ("code", SETUP),
     ("code", '''\
+import numpy as np
+
 data_dir = os.path.join(SHARED_DATA, "ml-100k")
 ratings = np.loadtxt(os.path.join(data_dir, "u.data"), dtype=np.int64)
 print("%d ratings by %d users of %d movies" % (len(ratings), len(set(ratings[:, 0])), len(set(ratings[:, 1]))))
@@ -181,6 +183,108 @@ predictor = estimator.deploy(initial_instance_count=1, instance_type=instance_ty
 print(predictor.predict([{"user_id": 196, "item_id": 242}, {"user_id": 186, "item_id": 302}]))
 for item in predictor.predict({"user_id": 196, "top_k": 5})["recommendations"]:
     print("%.2f  %s" % (item["score"], item["title"]))'''),
+    ("code", "predictor.delete_endpoint()"),
+]
+
+NOTEBOOKS["fmnist_cnn"] = [
+    ("markdown", '''\
+# Fashion-MNIST CNN: train, deploy, classify pictures
+
+The workshop's second lab, `entry_points/fmnist_cnn.py`: Conv(20) → Pool → Conv(50) →
+Pool → Dense(512) → Dense(10), with the project's defaults (batch norm, dropout, cosine
+learning rate, flips). The endpoint answers label names, takes PNG/JPEG pictures of any
+size as well as raw pixels, and gives the top k classes on request. By default it trains
+on a 6,000-image slice for 2 epochs; `SMGLUON_FULL_DATA=1` trains on all 60,000 for 10.'''),
+    ("code", SETUP),
+    ("code", '''\
+from smgluon_local.datasets import fetch
+
+# The Debian package dataset-fashion-mnist if installed, else the official download; SHA-256 checked.
+channels = fetch("fashion-mnist", os.path.join(WORK, "data"))
+inputs = {name: channel(path, "fashion-mnist/" + name) for name, path in channels.items()}
+print(inputs)'''),
+    ("code", '''\
+import fmnist_cnn
+from sagemaker.mxnet import MXNet
+
+small = {} if FULL_DATA else {"epochs": 2, "max_train_samples": 6000}
+estimator = MXNet(entry_point="fmnist_cnn.py",
+''' + ESTIMATOR_ARGS + '''
+                  hyperparameters=small,
+                  # the convolutions run fastest with every core in OpenMP and the synchronous engine
+                  environment={"OMP_NUM_THREADS": str(os.cpu_count()), "MXNET_ENGINE_TYPE": "NaiveEngine"},
+                  metric_definitions=fmnist_cnn.METRIC_DEFINITIONS)
+estimator.fit(inputs)
+for metric in estimator.latest_training_job.describe().get("FinalMetricDataList", []):
+    print("%-20s %.4f" % (metric["MetricName"], metric["Value"]))'''),
+    ("markdown", "## Deploy, then send pictures\n\nA PNG of any size, colour or grey, is turned into a 28×28 grey "
+                 "image as the data set was made (see `lib/smgluon/images.py`)."),
+    ("code", '''\
+import io
+
+from PIL import Image
+from sagemaker.deserializers import JSONDeserializer
+from sagemaker.predictor import Predictor
+from sagemaker.serializers import IdentitySerializer
+
+from smgluon.channels import load_idx_channels
+
+predictor = estimator.deploy(initial_instance_count=1, instance_type=instance_type)
+_, (x_test, y_test) = load_idx_channels(channels)
+pictures = Predictor(predictor.endpoint_name, sagemaker_session=session,
+                     serializer=IdentitySerializer("image/png"), deserializer=JSONDeserializer())
+names = fmnist_cnn.CLASS_NAMES["fashion-mnist"]
+for i in range(6):
+    big = Image.fromarray(x_test[i]).resize((112, 112)).convert("RGB")   # any size and colour will do
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    answer = pictures.predict(buf.getvalue())
+    print("%-12s -> %s" % (names[y_test[i]], answer["labels"][0]))'''),
+    ("code", '''\
+# Raw pixels in JSON, with the top 3 classes of each image.
+answer = predictor.predict({"instances": x_test[:2].tolist(), "top_k": 3})
+for row in answer["top_k"]:
+    print(", ".join("%s %.2f" % (c["label"], c["probability"]) for c in row))'''),
+    ("code", "predictor.delete_endpoint()"),
+]
+
+NOTEBOOKS["dssm"] = [
+    ("markdown", '''\
+# DSSM two-tower recommender: train, deploy, recommend, cold start
+
+`entry_points/dssm.py` on MovieLens-100k: a content tower (title words through a sparse
+projection, genres, release year) and a user tower (id, demographics, rated movies),
+scored by cosine. Training logs the NCF protocol's HR@10/NDCG@10 for warm and cold
+(never-rated) movies. The endpoint recommends movies for a user, finds similar movies,
+and finds the users most likely to like a movie that no one has rated yet.'''),
+    ("code", SETUP),
+    ("code", '''\
+inputs = {"training": channel(os.path.join(SHARED_DATA, "ml-100k"), "ml-100k")}
+print(inputs)'''),
+    ("code", '''\
+import dssm
+from sagemaker.mxnet import MXNet
+
+estimator = MXNet(entry_point="dssm.py",
+''' + ESTIMATOR_ARGS + '''
+                  hyperparameters={"epochs": 12 if FULL_DATA else 3},
+                  metric_definitions=dssm.METRIC_DEFINITIONS)
+estimator.fit(inputs)
+for metric in estimator.latest_training_job.describe().get("FinalMetricDataList", []):
+    print("%-20s %.4f" % (metric["MetricName"], metric["Value"]))'''),
+    ("code", '''\
+predictor = estimator.deploy(initial_instance_count=1, instance_type=instance_type)
+for item in predictor.predict({"user_id": 196, "top_k": 5})["recommendations"]:
+    print("%.3f  %s" % (item["score"], item["title"]))'''),
+    ("code", '''\
+answer = predictor.predict({"item_id": 50, "top_k": 5})
+print("like", answer["title"], ":", [item["title"] for item in answer["similar_items"]])'''),
+    ("code", '''\
+# Cold start: a movie no one has rated, described by its title, genres and year.
+answer = predictor.predict({"title": "Space Wars Return", "genres": ["Action", "Sci-Fi"], "year": 1998, "top_k": 5})
+for user in answer["users"]:
+    print(user)
+print("title words the model knows:", answer["known_title_words"])'''),
     ("code", "predictor.delete_endpoint()"),
 ]
 
