@@ -10,12 +10,12 @@ FIXTURES = os.path.join(REPO, "tests", "local_mode_fixtures")
 ROLE = "arn:aws:iam::111111111111:role/any"
 
 
-def mxnet_estimator(session, entry_point, source_dir=FIXTURES, dependencies=None, **kwargs):
+def mxnet_estimator(session, entry_point, source_dir=FIXTURES, dependencies=None, instance_count=1, **kwargs):
     """An SDK MXNet estimator for local mode, as a user would write it."""
     from sagemaker.mxnet import MXNet
 
     return MXNet(entry_point=entry_point, source_dir=source_dir, dependencies=dependencies or [],
-                 role=ROLE, instance_count=1, instance_type="local", framework_version="1.9.0",
+                 role=ROLE, instance_count=instance_count, instance_type="local", framework_version="1.9.0",
                  py_version="py38", sagemaker_session=session, **kwargs)
 
 

@@ -374,3 +374,36 @@ def test_local_mode_fit_deploy_and_the_three_requests(data_dir, tmp_path):
             predictor.delete_endpoint()
     assert guard.attempts == []
     assert live_processes_under(session.root_dir) == []
+
+
+@pytest.mark.slow
+def test_two_hosts_train_with_the_same_metrics_on_both(data_dir, tmp_path):
+    from local_helpers import live_processes_under, mxnet_estimator
+
+    from smgluon_local import ProcessSession
+
+    session = ProcessSession(root_dir=str(tmp_path / "root"), log_stream=False)
+    est = mxnet_estimator(
+        session,
+        "dssm.py",
+        source_dir=ENTRY_POINTS,
+        dependencies=[os.path.join(REPO, "lib", "smgluon")],
+        instance_count=2,
+        distribution={"parameter_server": {"enabled": True}},
+        hyperparameters=dict(FAST, epochs=2),
+        metric_definitions=dssm.METRIC_DEFINITIONS,
+    )
+    est.fit({"training": "file://" + data_dir})
+    job = est.latest_training_job.name
+    assert session.describe_training_job(job)["TrainingJobStatus"] == "Completed"
+    with open(os.path.join(session.root_dir, "jobs", job, "job.log")) as f:
+        log = f.read()
+    last = {}
+    for host in ("algo-1", "algo-2"):
+        lines = [line for line in log.splitlines() if line.startswith(host + " | metrics: epoch=2 ")]
+        last[host] = dict(kv.split("=") for kv in lines[-1].split("metrics: ")[1].split())
+    # dense gradients over the parameter server; the same net on both hosts, the loss summed over both
+    for key in ("train_loss", "warm_hr10", "cold_hr10"):
+        assert last["algo-1"][key] == last["algo-2"][key], key
+    assert float(last["algo-1"]["warm_hr10"]) > 0.15
+    assert live_processes_under(session.root_dir) == []
