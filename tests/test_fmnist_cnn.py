@@ -305,6 +305,16 @@ def test_default_mxnet_handler_loads_the_saved_model(trained, test_images, tmp_p
     assert (scores.argmax(axis=1) == expected).all()
 
 
+def test_cli_predict_sends_pictures_as_images(tmp_path):
+    from smgluon_local.cli import _request_body
+
+    png, jpeg = tmp_path / "shirt.PNG", tmp_path / "shirt.jpg"
+    png.write_bytes(encode(np.zeros((28, 28), np.uint8), "PNG"))
+    jpeg.write_bytes(encode(np.zeros((28, 28), np.uint8), "JPEG"))
+    assert _request_body(str(png), None) == (png.read_bytes(), "image/png")
+    assert _request_body(str(jpeg), None) == (jpeg.read_bytes(), "image/jpeg")
+
+
 def test_readme_documents_the_current_hyperparameters():
     readme = open(os.path.join(os.path.dirname(ENTRY_POINTS), "README.md")).read()
     section = readme.split("<!-- hyperparameters:fmnist_cnn -->\n")[1].split("\n<!-- /hyperparameters:fmnist_cnn -->")[

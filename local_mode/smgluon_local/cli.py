@@ -224,12 +224,16 @@ def _request_body(path, content_type):
     if lower.endswith(".npy"):
         with open(path, "rb") as f:
             return f.read(), "application/x-npy"
+    if lower.endswith((".png", ".jpg", ".jpeg")):
+        with open(path, "rb") as f:
+            return f.read(), "image/png" if lower.endswith(".png") else "image/jpeg"
     if "idx" in os.path.basename(lower) or lower.endswith("-ubyte"):
         from smgluon.idx import read_idx
 
         images = read_idx(path)
         return json.dumps(images.reshape(len(images), -1).tolist()).encode(), "application/json"
-    raise CliError("%s: unknown file type; use .json, .csv, .npy or an IDX file, or pass --content-type" % path)
+    raise CliError("%s: unknown file type; use .json, .csv, .npy, .png, .jpg or an IDX file, or pass --content-type"
+                   % path)
 
 
 def cmd_predict(args):
@@ -300,7 +304,7 @@ def _add_serve(sub):
 def _add_predict(sub):
     p = sub.add_parser("predict", help="send a file to an endpoint and print the answer")
     p.add_argument("--endpoint", required=True, metavar="URL", help="e.g. http://127.0.0.1:8080")
-    p.add_argument("file", metavar="FILE", help=".json, .csv, .npy or an IDX image file")
+    p.add_argument("file", metavar="FILE", help=".json, .csv, .npy, .png, .jpg or an IDX image file")
     p.add_argument("--content-type", help="override the content type guessed from FILE")
     p.add_argument("--accept", default="application/json", help="Accept header (default: application/json)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds (default: 60)")
