@@ -211,6 +211,8 @@ def write_markdown(rows, split, command, path=RESULTS):
         " movies, so a cold movie's words that no training title has are ignored.",
         "- Popularity scores every cold movie 0 (no training rating), below almost every negative: its cold"
         " HR@10 is 0. The random ranking (HR@10 = 0.1 in expectation) is the bar a cold-start model has to clear.",
+        "- One split, one seed. With 942 warm cases a warm HR@10 difference under about 0.03 (two standard"
+        " errors) is noise; the cold cases are the ratings of 168 movies, so they are not independent either.",
         "- MF is trained on ratings (squared error), not on positives, and ranks by predicted rating: it learns"
         " how much a user would like a movie, not which movies a user watches, which is what this protocol rewards.",
         "",
