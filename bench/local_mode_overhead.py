@@ -25,7 +25,12 @@ with open(os.path.join(os.environ["SM_MODEL_DIR"], "first_line.txt"), "w") as f:
 '''
 
 
-def _mnist(root, n_train=1000, n_test=200):
+def mnist_channels(root, n_train=1000, n_test=200):
+    """Writes train/test IDX channels from slices of the 10k MNIST test images (../shared/data).
+
+    Returns:
+        tuple: (train dir, test dir, all images uint8 (N, 28, 28), all labels uint8 (N,)).
+    """
     from smgluon.idx import read_idx, write_idx
 
     src = os.environ.get("SMGLUON_MNIST_TEST", os.path.join(os.path.dirname(REPO), "shared", "data", "mnist-test"))
@@ -38,7 +43,7 @@ def _mnist(root, n_train=1000, n_test=200):
     write_idx(os.path.join(train, "train-labels-idx1-ubyte.gz"), y[:n_train])
     write_idx(os.path.join(test, "t10k-images-idx3-ubyte.gz"), x[n_train:n_train + n_test])
     write_idx(os.path.join(test, "t10k-labels-idx1-ubyte.gz"), y[n_train:n_train + n_test])
-    return train, test, x[:1].reshape(1, 784).astype("float32")
+    return train, test, x, y
 
 
 def main(argv=None):
@@ -52,8 +57,10 @@ def main(argv=None):
     from smgluon_local import ProcessSession
     from smgluon_local.storage import uri_to_local_path
 
+    load_before = os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="smgluon-overhead-")
-    train, test, image = _mnist(os.path.join(work, "data"))
+    train, test, images, _ = mnist_channels(os.path.join(work, "data"))
+    image = images[:1].reshape(1, 784).astype("float32")
     src = os.path.join(work, "src")
     os.makedirs(src)
     with open(os.path.join(src, "first_line.py"), "w") as f:
@@ -89,7 +96,9 @@ def main(argv=None):
         predictor.delete_endpoint()
 
     result = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "load_average": {"before": load_before, "after": os.getloadavg()[0]},
         "repeats": args.repeats,
         "fit_to_first_line_s": {"median": statistics.median(fit_overheads), "all": fit_overheads,
                                 "target": 3.0},
@@ -101,6 +110,24 @@ def main(argv=None):
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     print(json.dumps(result, indent=2))
+
+    sys.path.insert(0, REPO)
+    from bench.summary import write_summary
+
+    write_summary(
+        "local_mode_overhead",
+        "Local-mode overhead: fit() and deploy() without Docker",
+        os.path.relpath(args.out, REPO),
+        overheads=[
+            {"what": "fit() → the entry point's first line", "seconds": result["fit_to_first_line_s"]["median"],
+             "target_seconds": 3.0},
+            {"what": "deploy() → /ping healthy and the model loaded (mnist_mlp)",
+             "seconds": result["deploy_to_healthy_loaded_s"]["median"], "target_seconds": 15.0},
+        ],
+        notes=["median of %d; load average %.1f before, %.1f after (2 cores: above ~0.5 other jobs shared the "
+               "machine)" % (args.repeats, load_before, os.getloadavg()[0])],
+        load=load_before,
+    )
     return 0
 
 
