@@ -119,9 +119,9 @@ def skip_request_metric_lines():
     MODEL_METRICS logger, which the SageMaker containers' log configuration (and
     local mode's) sets to WARN: the line is thrown away. Raising the worker's
     ``mms.service`` logger to WARNING skips it (its warnings and errors still go
-    out); for mnist_mlp that saved about a third of the server's CPU time per
-    one-image request (bench/results/serving.md). Call it from ``model_fn``;
-    elsewhere it only changes that one logger's level.
+    out), and with it a good part of the server's CPU time per small request
+    (bench/results/serving.md). Call it from ``model_fn``; elsewhere it only
+    changes that one logger's level.
     """
     logging.getLogger("mms.service").setLevel(logging.WARNING)
 
@@ -206,9 +206,10 @@ class BoundModel:
     Loads ``<prefix>-symbol.json`` and ``<prefix>-0000.params`` (what
     ``HybridBlock.export`` writes) and binds one MXNet executor per input shape,
     sharing the parameters. A request then costs a copy into the bound input, one
-    forward pass and one read-back, about half of what calling a hybridized
-    ``SymbolBlock`` costs for one image (bench/results/serving.md), and the same
-    scores. Not thread-safe: the model server gives each worker its own copy.
+    forward pass and one read-back: fewer Python and engine calls than creating an
+    NDArray and calling a hybridized ``SymbolBlock``, for the same scores (what it
+    saves per request: bench/results/serving.md). Not thread-safe: the model
+    server gives each worker its own copy.
 
     Args:
         symbol_file (str): the exported ``*-symbol.json``.
