@@ -27,10 +27,11 @@ names the classes 0-9).
 
 Devices: ``num_gpus`` GPUs (each batch is split over them with
 ``split_and_load`` and the step is scaled by the whole batch), else the CPU.
-On a CPU host, MXNet computes the convolutions fastest with
+On a CPU host of its own, MXNet computes the convolutions fastest with
 ``OMP_NUM_THREADS=<cores> MXNET_ENGINE_TYPE=NaiveEngine`` in the job's
-environment (variables read when mxnet is imported; measured in
-bench/results/fmnist_cnn.md).
+environment (read when mxnet is imported, so this script cannot set them);
+more OpenMP threads than free cores make it several times slower
+(bench/results/fmnist_cnn.md).
 
 Serving (``model_fn`` / ``transform_fn``):
 
@@ -65,6 +66,7 @@ from smgluon import (
     checkpoints,
     context,
     cpu_speed,
+    distributed,
     export,
     failure,
     images,
@@ -189,16 +191,19 @@ class CNN(gluon.HybridBlock):
 
     def __init__(self, batch_norm=False, dropout=0.0, num_classes=NUM_CLASSES, **kwargs):
         super().__init__(**kwargs)
+        # Input sizes are given, so initialize() draws every weight at once, right after seeding,
+        # whatever random numbers the data pipeline uses later.
         with self.name_scope():
             self.body = nn.HybridSequential()
-            for channels_out in (20, 50):
-                self.body.add(*_layer(nn.Conv2D(channels_out, kernel_size=5, use_bias=not batch_norm), batch_norm))
+            for channels_in, channels_out in ((1, 20), (20, 50)):
+                conv = nn.Conv2D(channels_out, kernel_size=5, use_bias=not batch_norm, in_channels=channels_in)
+                self.body.add(*_layer(conv, channels_out, batch_norm))
                 self.body.add(nn.MaxPool2D(pool_size=2, strides=2))
             self.body.add(nn.Flatten())
-            self.body.add(*_layer(nn.Dense(512, use_bias=not batch_norm), batch_norm))
+            self.body.add(*_layer(nn.Dense(512, use_bias=not batch_norm, in_units=50 * 4 * 4), 512, batch_norm))
             if dropout:
                 self.body.add(nn.Dropout(dropout))
-            self.body.add(nn.Dense(num_classes))
+            self.body.add(nn.Dense(num_classes, in_units=512))
 
     def hybrid_forward(self, F, x):
         # Scaling inside the graph: uint8 batches train without a float copy of the data
@@ -207,10 +212,10 @@ class CNN(gluon.HybridBlock):
         return self.body(x * (1.0 / MAX_PIXEL))
 
 
-def _layer(linear, batch_norm):
+def _layer(linear, units, batch_norm):
     """A convolution or dense layer with its ReLU; with batch norm in between (its bias made redundant)."""
     if batch_norm:
-        return [linear, nn.BatchNorm(), nn.Activation("relu")]
+        return [linear, nn.BatchNorm(in_channels=units), nn.Activation("relu")]
     return [linear, nn.Activation("relu")]
 
 
@@ -276,7 +281,7 @@ def augment(x, mode):
 
 def evaluate(net, x, y, ctx):
     """Accuracy of ``net`` on (x, y)."""
-    return training.evaluate_accuracy(net, x, y, ctx, EVAL_BATCH)
+    return training.count_correct(net, x, y, ctx, EVAL_BATCH) / len(x)
 
 
 def lr_scheduler(hps, num_batches):
@@ -302,8 +307,11 @@ def make_trainer(net, hps, ctx, kv, num_batches):
     scheduler = lr_scheduler(hps, num_batches)
     if scheduler is not None:
         params["lr_scheduler"] = scheduler
-    optimizer = cpu_speed.create_optimizer(hps["optimizer"], params, ctx, not isinstance(kv, str))
-    return gluon.Trainer(net.collect_params(), optimizer, kvstore=kv)
+    kwargs = distributed.trainer_kwargs(kv)
+    # The optimizer runs on the servers (pickled there) unless the workers update themselves.
+    on_servers = not isinstance(kv, str) and "update_on_kvstore" not in kwargs
+    optimizer = cpu_speed.create_optimizer(hps["optimizer"], params, ctx, on_servers)
+    return gluon.Trainer(net.collect_params(), optimizer, kvstore=kv, **kwargs)
 
 
 def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
@@ -332,29 +340,40 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
 def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     ctx = list(kwargs.get("ctx") or context.contexts(num_gpus))
     kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"])
-    # Only a distributed kvstore is created here (its rank shards the data); for one host the
+    # Only a distributed kvstore is created here (it ranks the workers); for one host the
     # Trainer gets the type name and skips the kvstore on a single device.
-    kv = mx.kv.create(kv_type) if kv_type.startswith("dist") else kv_type
-    rank, num_workers = (kv.rank, kv.num_workers) if not isinstance(kv, str) else (0, 1)
+    kv = distributed.create_kvstore(kv_type) if kv_type.startswith("dist") else kv_type
+    workers = distributed.Workers(kv)
     (x_train, y_train), test = load_data(channel_input_dirs, hps)
-    x_train, y_train = training.shard(x_train, y_train, rank, num_workers)
-
+    # Each worker trains on its shard (a new one each epoch) and evaluates its slice of the
+    # test set; the metrics are summed over the workers.
+    presharded = bool(distributed.sharded_channels() & {"train", "training"})
+    sampler = distributed.EpochSampler(len(x_train), workers, hps["seed"], presharded=presharded)
     batch_size = hps["batch_size"]
-    num_batches = len(x_train) // batch_size  # drop the ragged tail: equal batch counts on every worker
+    num_batches = sampler.num_batches(batch_size)  # the same on every worker: dist_sync needs it
+    if num_batches == 0:
+        raise channels.ChannelError(
+            "%d training samples per worker (%d workers) for batch_size %d: lower batch_size or add data"
+            % (sampler.per_worker, workers.num_workers, batch_size)
+        )
+    if test is not None and workers.distributed:
+        start, stop = distributed.shard_bounds(len(test[0]), workers.rank, workers.num_workers)
+        test = (test[0][start:stop], test[1][start:stop])
+
     net = build_net(ctx, hps)
     trainer = make_trainer(net, hps, ctx, kv, num_batches)
     step_fn = training.ClassifierStep(net)
     step_fn.hybridize(static_alloc=True, static_shape=True)
     checkpoint_dir = kwargs.get("checkpoint_dir")
     first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
+    distributed.init_trainer(trainer)  # every worker starts from rank 0's parameters
     log = metrics.MetricsLogger(kwargs.get("output_data_dir"), extra={"workload": "fmnist_cnn", "hyperparameters": hps})
 
-    rng = np.random.RandomState(hps["seed"] + rank)
     for _ in range(1, first_epoch):
-        rng.permutation(len(x_train))  # a resumed run shuffles as the uninterrupted one would
+        sampler.epoch()  # a resumed run shuffles as the uninterrupted one would
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
-        order = mx.nd.array(rng.permutation(len(x_train)), dtype=np.int64)
+        order = mx.nd.array(sampler.epoch(), dtype=np.int64)
         xs, ys = x_train.take(order), y_train.take(order)
         # Per-batch sums stay on the device and are added up only at log points and at the
         # end of the epoch: reading them forces a sync.
@@ -379,14 +398,17 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
                     trainer.learning_rate,
                     seen / (time.time() - tic),
                 )
-        seen = num_batches * batch_size
-        values = {
-            "train_loss": training.total(loss_terms) / seen,
-            "train_accuracy": training.total(correct_terms) / seen,
-        }
+        loss, correct = training.total(loss_terms), training.total(correct_terms)  # waits for the last batch
+        seconds = time.time() - tic
+        valid = training.count_correct(net, test[0], test[1], ctx, EVAL_BATCH) if test is not None else 0.0
+        # One sum over the workers: the metrics of the whole training and test sets.
+        loss, correct, seen, valid, n_valid = workers.allreduce(
+            [loss, correct, num_batches * batch_size, valid, len(test[0]) if test is not None else 0]
+        )
+        values = {"train_loss": loss / seen, "train_accuracy": correct / seen}
         if test is not None:
-            values["validation_accuracy"] = evaluate(net, test[0], test[1], ctx)
-        training.end_epoch(log, epoch, values, seen, time.time() - tic, checkpoint_dir, net, trainer)
+            values["validation_accuracy"] = valid / n_valid
+        training.end_epoch(log, epoch, values, seen, seconds, checkpoint_dir, net, trainer)
     if log.history:
         log.finish()
     return net
@@ -423,8 +445,10 @@ def model_fn(model_dir):
         model_dir (str): the directory :func:`save` wrote.
 
     Returns:
-        mxnet.gluon.SymbolBlock: with the class names as ``net.labels``.
+        smgluon.serving.BoundModel: the exported graph bound for CPU inference, with the
+        class names as ``model.labels``.
     """
+    serving.skip_request_metric_lines()  # discarded by the container's log configuration anyway
     label_path = os.path.join(model_dir, LABEL_FILE)
     labels = CLASS_NAMES["fashion-mnist"]
     if os.path.exists(label_path):  # a model brought from elsewhere may lack it
@@ -432,9 +456,11 @@ def model_fn(model_dir):
             labels = [line.strip() for line in f if line.strip()]
     if len(labels) != NUM_CLASSES:
         raise ValueError("%s names %d classes; the net has %d" % (label_path, len(labels), NUM_CLASSES))
-    net = export.import_model(model_dir)
-    net.labels = labels
-    return net
+    model = serving.BoundModel(
+        os.path.join(model_dir, "model-symbol.json"), os.path.join(model_dir, "model-0000.params")
+    )
+    model.labels = labels
+    return model
 
 
 # ---------------------------------------------------------------- serving
@@ -491,11 +517,12 @@ def _parse_request(data, content_type, placement):
     return images.pixel_batch(payload, SIZE), options
 
 
+@serving.answer_request_errors
 def transform_fn(net, data, input_content_type, output_content_type):
     """Classifies the images of one request.
 
     Args:
-        net: the net from :func:`model_fn` (or the trained net in a notebook).
+        net: the model from :func:`model_fn` (or the trained net in a notebook).
         data (bytes or str): the request body.
         input_content_type (str): image/png, image/jpeg (``; invert=auto|true|false``),
             application/json, application/x-npy or text/csv.
@@ -505,7 +532,8 @@ def transform_fn(net, data, input_content_type, output_content_type):
         tuple(str, str): the JSON answer and its content type.
 
     Raises:
-        smgluon.serving.RequestError: a client error (4xx) naming the problem.
+        smgluon.serving.RequestError: a client error (4xx) naming the problem; in the
+            model server the client gets its status and message (no traceback).
     """
     labels = _labels(net)
     placement = PLACEMENT["mnist" if labels == CLASS_NAMES["mnist"] else "fashion-mnist"]
@@ -517,7 +545,7 @@ def transform_fn(net, data, input_content_type, output_content_type):
     top_k = _top_k(params["top_k"]) if "top_k" in params else 0
     probabilities = _flag(params, "probabilities", False)
 
-    probs = mx.nd.softmax(net(mx.nd.array(batch))).asnumpy()
+    probs = serving.softmax(serving.predict(net, batch))
     classes = probs.argmax(axis=1).astype(np.int64).tolist()
     answer = {"predictions": classes, "labels": [labels[c] for c in classes]}
     if top_k:

@@ -1,7 +1,7 @@
-"""The served model on disk: an exported Gluon net written atomically, and loaded back for serving.
+"""The served model on disk: an exported Gluon net, written atomically.
 
 The files are what the SageMaker MXNet serving container's default handler,
-``MXNetModel`` and a workload's ``model_fn`` all load:
+``MXNetModel`` and a workload's ``model_fn`` (:class:`smgluon.serving.BoundModel`) all load:
 ``model-symbol.json``, ``model-0000.params`` and ``model-shapes.json``, plus
 any files of the workload's own (label names, catalogs).
 """
@@ -9,9 +9,8 @@ any files of the workload's own (label names, catalogs).
 import os
 import shutil
 import tempfile
-import warnings
 
-__all__ = ["export_model", "import_model", "MODEL_FILES"]
+__all__ = ["export_model", "MODEL_FILES"]
 
 MODEL_FILES = ("model-symbol.json", "model-0000.params", "model-shapes.json")
 
@@ -51,28 +50,3 @@ def export_model(net, model_dir, example_inputs, input_shapes, extra_files=None)
         return names
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def import_model(model_dir, input_names=("data",)):
-    """Loads the net :func:`export_model` wrote, on the CPU, hybridized for serving.
-
-    Args:
-        model_dir (str): the model directory.
-        input_names (tuple[str]): the symbol's input names.
-
-    Returns:
-        mxnet.gluon.SymbolBlock
-    """
-    import mxnet as mx
-    from mxnet import gluon
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Cannot decide type")  # inputs cast inside the graph
-        net = gluon.SymbolBlock.imports(
-            os.path.join(model_dir, "model-symbol.json"),
-            list(input_names),
-            os.path.join(model_dir, "model-0000.params"),
-            ctx=mx.cpu(),
-        )
-    net.hybridize(static_alloc=True)
-    return net

@@ -1,10 +1,9 @@
-"""Pieces of a Gluon training loop that every classifier repeats.
+"""Pieces of a Gluon training loop that every classifier repeats (data-parallel pieces: :mod:`smgluon.distributed`).
 
 * :class:`ClassifierStep`: a batch's forward pass, summed loss and number of
   correct predictions as one cached graph;
 * :func:`split`: a batch spread over the devices (``split_and_load``);
-* :func:`shard`: this worker's part of the data under a distributed kvstore;
-* :func:`evaluate_accuracy`: accuracy in large batches with one sync;
+* :func:`count_correct`: correct predictions in large batches with one sync;
 * :func:`total`: the sum of per-batch device scalars, read once;
 * :func:`end_epoch`: the epoch's metric line and checkpoint.
 """
@@ -14,7 +13,7 @@ from mxnet import gluon
 
 from smgluon import checkpoints
 
-__all__ = ["ClassifierStep", "split", "shard", "evaluate_accuracy", "total", "end_epoch"]
+__all__ = ["ClassifierStep", "split", "count_correct", "total", "end_epoch"]
 
 
 class ClassifierStep(gluon.HybridBlock):
@@ -52,30 +51,13 @@ def split(batch, ctx):
     return gluon.utils.split_and_load(batch, ctx, even_split=False)
 
 
-def shard(x, y, rank, num_workers):
-    """This worker's part of the data: every worker gets the same number of samples (dist_sync needs it).
-
-    Args:
-        x, y: the whole data set (anything sliceable).
-        rank (int): this worker's rank.
-        num_workers (int): the number of workers.
-
-    Returns:
-        tuple: the worker's slices of ``x`` and ``y``.
-    """
-    if num_workers == 1:
-        return x, y
-    per_worker = len(x) // num_workers
-    return x[rank * per_worker : (rank + 1) * per_worker], y[rank * per_worker : (rank + 1) * per_worker]
-
-
 def total(terms):
     """The sum of a list of one-element NDArrays, as a float (one engine call, one sync)."""
     return float(mx.nd.add_n(*terms).asscalar()) if terms else 0.0
 
 
-def evaluate_accuracy(net, x, y, ctx, batch_size):
-    """Accuracy of ``net`` on (x, y), computed in batches of ``batch_size`` on ``ctx[0]``, one sync at the end.
+def count_correct(net, x, y, ctx, batch_size):
+    """Correct predictions of ``net`` on (x, y), in batches of ``batch_size`` on ``ctx[0]``, one sync at the end.
 
     Args:
         net: the classifier.
@@ -85,14 +67,14 @@ def evaluate_accuracy(net, x, y, ctx, batch_size):
         batch_size (int): samples per forward pass.
 
     Returns:
-        float
+        float: a count (summed over workers by :meth:`smgluon.distributed.Workers.allreduce`).
     """
     correct = []
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size].as_in_context(ctx[0])
         yb = y[start : start + batch_size].as_in_context(ctx[0])
         correct.append((net(xb).argmax(axis=1) == yb).sum())
-    return total(correct) / len(x)
+    return total(correct)
 
 
 def end_epoch(log, epoch, values, samples, seconds, checkpoint_dir=None, net=None, trainer=None):
