@@ -572,6 +572,7 @@ def _parse_request(data, content_type, catalog):
     return "pairs", users, items
 
 
+@serving.answer_request_errors
 def transform_fn(net, data, input_content_type, output_content_type):
     """Predicts ratings of (user, item) pairs, or recommends a user's top-k unrated items.
 
