@@ -321,9 +321,14 @@ def summarise(runs):
 
 def render(args, table, info, vers, env, deploy_s, sizes, started, seconds, load_after):
     lines = ["## %s" % started.strftime("%Y-%m-%d %H:%M UTC"), ""]
-    lines.append("- machine: %d cores (`nproc`), %s, %.1f GiB RAM; load average (1 min) %.2f before, %.2f after%s"
-                 % (info["nproc"], info["cpu"], info["ram_gib"], info["load_before"][0], load_after,
-                    "" if max(info["load_before"][0], load_after) < 0.5 else
+    # The load average after the run counts the benchmark's own server and wrk; what other jobs took
+    # during the measured runs is the share measured beside them.
+    shared = max(row["others_share"] for row in table.values())
+    lines.append("- machine: %d cores (`nproc`), %s, %.1f GiB RAM; load average (1 min) %.2f before, %.2f after "
+                 "(the after figure includes this benchmark's own processes); other jobs used up to %.0f%% of "
+                 "the CPU during the measured runs%s"
+                 % (info["nproc"], info["cpu"], info["ram_gib"], info["load_before"][0], load_after, 100 * shared,
+                    "" if info["load_before"][0] < 1.0 and shared < 0.10 else
                     " — other jobs shared the machine, so treat these numbers as noisy"))
     lines.append("- command: `%s`" % " ".join(["python", "bench/serving.py"] + (args.argv or [])))
     lines.append("- versions: " + ", ".join("%s %s" % kv for kv in vers.items()))
