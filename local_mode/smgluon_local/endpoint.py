@@ -7,14 +7,14 @@ directory instead of ``/etc``, the server listens on 127.0.0.1 on a free port
 instead of 0.0.0.0:8080, and its pid file and worker sockets live in a private
 temporary directory so several endpoints can run at once. Stopping the
 endpoint kills the whole process group: the launcher, java and every Python
-worker.
+worker. A watchdog process (:mod:`smgluon_local.watchdog`) does the same if the
+process that started the server dies without stopping it.
 """
 
 import importlib.util
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +25,7 @@ import urllib.request
 from xml.etree import ElementTree
 
 from smgluon_local.tarfiles import safe_extract
+from smgluon_local.watchdog import STOP_GRACE_S, ProcessGroup, Watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +180,8 @@ class ModelServer:
         self.process = None
         self.load_error = None
         self._tmp = None
+        self._group = None
+        self._watchdog = None
         self.model_dir = os.path.join(self.endpoint_dir, "model")
         self.log_path = os.path.join(self.endpoint_dir, "mms.log")
 
@@ -256,6 +259,11 @@ class ModelServer:
             log.close()
         self.port = port
         self.management_port = management_port
+        # Named before anything reaps the leader, so a reused pid is never taken for it.
+        self._group = ProcessGroup.of(self.process.pid)
+        # If this process dies without stop() (SIGKILL, the OOM killer, a killed notebook kernel),
+        # the watchdog stops the group, which would otherwise keep the port and the CPU for good.
+        self._watchdog = Watchdog.start(self._group, log_path=self.log_path, remove_dir=self._tmp)
 
     def _healthy(self):
         # /ping answers 200 as soon as the frontend is up, before any worker has loaded the
@@ -352,30 +360,18 @@ class ModelServer:
         proc = self.process
         if proc is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                break
-            proc.poll()
-            time.sleep(0.1)
-        else:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        self._group.stop(STOP_GRACE_S, reap=proc.poll)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+        # Only now: had this process died while stopping the group, the watchdog would finish the job.
+        if self._watchdog is not None:
+            self._watchdog.stand_down()
+            self._watchdog = None
 
     def stop(self):
-        """Stop MMS and every worker it started; remove the private temp dir. Idempotent."""
+        """Stop MMS, every worker it started and the watchdog; remove the private temp dir. Idempotent."""
         self._kill()
         self.process = None
         if self._tmp:
