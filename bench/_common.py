@@ -44,6 +44,7 @@ def runner_args(description, entry_point=False, style=False):
     parser.add_argument("--epochs", type=int, default=4, help="epochs to run, the first counted as warm-up (default 4)")
     parser.add_argument("--batch-size", type=int, default=100, help="mini-batch size (default 100)")
     parser.add_argument("--json-out", required=True, help="where the JSON result record goes")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     if style:
         parser.add_argument(
             "--style",

@@ -1,20 +1,33 @@
 """Benchmark of entry_points/fmnist_cnn.py on the full Fashion-MNIST (60,000 train / 10,000 test).
 
-Two parts, each run as the user runs the script (script mode, its own process,
-so the thread variables read at ``import mxnet`` take effect):
+Two parts, each run in its own process (thread variables are read at
+``import mxnet``):
 
-* ``threads``: seconds per epoch of the improved defaults under MXNet's default
-  threading and under the settings MEASURED.md found fastest for this CNN, on
-  a 12,000-image slice (the first epoch is a warm-up);
+* ``speed``: seconds per epoch on the full training set (3 epochs, the first a
+  warm-up) of our entry point in script mode — with the workshop's settings
+  (the same net and optimizer as the baselines) and with the improved defaults,
+  under MXNet's default threading and under ``OMP_NUM_THREADS=<cores>
+  MXNET_ENGINE_TYPE=NaiveEngine`` — beside, in the same run, a straightforward
+  Gluon version of the workshop's script (``bench/baselines/gluon_cnn_plain.py``:
+  DataLoader, not hybridized) and PyTorch 2.13 on the same net
+  (``bench/baselines/torch_cnn.py``). Targets: faster than PyTorch, aim
+  <= 10 s/epoch;
 * ``accuracy``: 10 epochs of the workshop's settings (target: validation
-  accuracy >= 0.905; the workshop reports 0.9055) and of the project's improved
-  defaults (target: >= 0.92), under the fastest thread setting.
+  accuracy >= 0.905; the workshop reports 0.9055), of the project's improved
+  defaults (target: >= 0.92), and of the plain Gluon workshop script (does our
+  entry point learn as the workshop's code does?).
+
+PyTorch is looked for in the venv, then in ``SMGLUON_BENCH_TORCH_SITE``
+(default ``/tmp/smgluon-bench-torch``, filled by ``.venv/bin/pip install
+--target /tmp/smgluon-bench-torch torch==2.13.0``); without it its row is skipped.
 
 Every finished run is appended to ``bench/results/fmnist_cnn.json`` (so a long
-session survives an interruption) and ``bench/results/fmnist_cnn.md`` is
-rewritten from it. Run from the repository root::
+session survives an interruption), ``bench/results/fmnist_cnn.md`` is rewritten
+from it, and so is ``bench/results/fmnist_cnn.summary.json`` (for
+``bench/results.md``). Run from the repository root::
 
-    .venv/bin/python bench/fmnist_cnn.py [--data /usr/share/datasets/fashion-mnist] [--only threads|accuracy]
+    .venv/bin/python bench/fmnist_cnn.py [--data /usr/share/datasets/fashion-mnist] [--only speed|accuracy]
+    .venv/bin/python bench/fmnist_cnn.py --only workshop --seed 1         # one accuracy run, another seed
     .venv/bin/python bench/fmnist_cnn.py --config nobn batch_norm=false   # an extra configuration
 """
 
@@ -38,68 +51,129 @@ import fmnist_cnn  # noqa: E402
 
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
-from bench.mlp_speed import machine  # noqa: E402
+from bench import summary  # noqa: E402
+from bench.mlp_speed import DEFAULT_TORCH_SITE, find_torch, git_head, machine  # noqa: E402
 
 RESULTS_JSON = os.path.join(REPO, "bench", "results", "fmnist_cnn.json")
 RESULTS_MD = os.path.join(REPO, "bench", "results", "fmnist_cnn.md")
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
-FAST_ENV = {"OMP_NUM_THREADS": "2", "MXNET_ENGINE_TYPE": "NaiveEngine"}
-# Accuracy runs: one compute thread each. Two OpenMP threads on cores other jobs also use spin at
-# every barrier (an epoch took 1,019 s instead of ~19 s at a load average of 10); one thread degrades
-# gracefully, and the results do not depend on it.
-ACCURACY_ENV = {"OMP_NUM_THREADS": "1", "MXNET_ENGINE_TYPE": "NaiveEngine"}
-THREAD_SETTINGS = [
-    ("defaults (threaded engine, MXNet's OMP default)", {}),
-    ("OMP_NUM_THREADS=2", {"OMP_NUM_THREADS": "2"}),
-    ("OMP_NUM_THREADS=2 MXNET_ENGINE_TYPE=NaiveEngine", FAST_ENV),
-    ("OMP_NUM_THREADS=1 MXNET_ENGINE_TYPE=NaiveEngine", ACCURACY_ENV),
+CORES = len(os.sched_getaffinity(0))
+# MEASURED.md: fastest for this CNN on an idle machine (OpenMP gets every core; the synchronous
+# engine leaves them to it). On cores other jobs also use, two spinning OpenMP threads are the
+# slowest setting instead (see the notes); the accuracy runs of a shared machine used one thread.
+FAST_ENV = {"OMP_NUM_THREADS": str(CORES), "MXNET_ENGINE_TYPE": "NaiveEngine"}
+FAST = " ".join("%s=%s" % kv for kv in FAST_ENV.items())
+SPEED_EPOCHS = 3  # the first is a warm-up
+WORKSHOP_HPS = dict(fmnist_cnn.WORKSHOP, log_interval=0)
+TORCH_LABEL = "PyTorch %s, same net (bench/baselines/torch_cnn.py)"
+PLAIN_LABEL = "plain Gluon, the workshop's script (bench/baselines/gluon_cnn_plain.py)"
+# (name, what runs, hyperparameters or baseline module, environment)
+SPEED_RUNS = [
+    ("ours, workshop settings, MXNet's thread defaults", "script", WORKSHOP_HPS, {}),
+    ("ours, workshop settings, " + FAST, "script", WORKSHOP_HPS, FAST_ENV),
+    ("ours, improved defaults, MXNet's thread defaults", "script", {"log_interval": 0}, {}),
+    ("ours, improved defaults, " + FAST, "script", {"log_interval": 0}, FAST_ENV),
+    (PLAIN_LABEL, "bench.baselines.gluon_cnn_plain", None, {}),
+    ("PyTorch, default threads", "bench.baselines.torch_cnn", None, {}),
 ]
-THREADS_SLICE = 6000
 TARGETS = {"workshop": 0.905, "improved": 0.92}
+SPEED_AIM = 10.0
 _THREAD_VARS = ("OMP_NUM_THREADS", "MXNET_ENGINE_TYPE", "MKL_NUM_THREADS", "MXNET_CPU_WORKER_NTHREADS")
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _env(env_vars, extra_path=()):
+    env = {k: v for k, v in os.environ.items() if k not in _THREAD_VARS}
+    env.update(env_vars)
+    env["PYTHONPATH"] = os.pathsep.join(list(extra_path) + [os.path.join(REPO, "lib"), REPO])
+    return env
+
+
+def _follow(proc, name, prefix):
+    """Echoes the lines starting with ``prefix`` as they come (a run takes minutes); returns the last 60 lines."""
+    tail = collections.deque(maxlen=60)
+    for line in proc.stdout:
+        tail.append(line)
+        if line.startswith(prefix):
+            print("  %s: %s" % (name, line.strip()), flush=True)
+    return tail
 
 
 def run_script(name, hps, env_vars, data_dir, part):
     """Runs fmnist_cnn.py in script mode in a fresh process; returns the run's record."""
-    env = {k: v for k, v in os.environ.items() if k not in _THREAD_VARS}
-    env.update(env_vars)
     with tempfile.TemporaryDirectory() as root:
-        env.update(SMGLUON_OPT_ML=root, PYTHONPATH=os.path.join(REPO, "lib"))
+        env = _env(env_vars)
+        env["SMGLUON_OPT_ML"] = root
         args = [sys.executable, os.path.join(REPO, "entry_points", "fmnist_cnn.py"), "--training-dir", data_dir]
         for key, value in hps.items():
             args += ["--%s" % key, json.dumps(value) if not isinstance(value, str) else value]
         load_before = os.getloadavg()[0]
         tic = time.time()
-        # the epoch lines are echoed as they come: a 10-epoch run takes minutes on 2 cores
         proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root)
-        tail = collections.deque(maxlen=60)
-        for line in proc.stdout:
-            tail.append(line)
-            if line.startswith("metrics: epoch="):
-                print("  %s %s" % (name, line.strip()), flush=True)
+        tail = _follow(proc, name, "metrics: epoch=")
         wall = time.time() - tic
         if proc.wait() != 0:
             raise RuntimeError("%s failed:\n%s" % (name, "".join(tail)))
         with open(os.path.join(root, "output", "data", "metrics.json")) as f:
             doc = json.load(f)
-    epochs = doc["epochs"]
     record = {
         "name": name,
         "part": part,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "runs": "entry_points/fmnist_cnn.py",
+        "date": _now(),
         "env": env_vars,
         "overrides": hps,
         "hyperparameters": doc["hyperparameters"],
-        "epochs": epochs,
+        "epochs": doc["epochs"],
         "wall_seconds": wall,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg()[0],
     }
-    print(
-        "%-28s %s val %.4f  %.1f s/epoch (median)  wall %.0f s"
-        % (name, json.dumps(env_vars), epochs[-1]["validation_accuracy"], median_epoch(record), wall),
-        flush=True,
-    )
+    print("%-40s val %.4f  %.1f s/epoch (median)  wall %.0f s"
+          % (name, record["epochs"][-1]["validation_accuracy"], median_epoch(record), wall), flush=True)
+    return record
+
+
+def run_baseline(name, module, env_vars, data_dir, part, epochs, seed=42, torch_site=""):
+    """Runs a baseline of ``bench/baselines`` in a fresh process; returns a record shaped as run_script's."""
+    with tempfile.TemporaryDirectory() as root:
+        out = os.path.join(root, "record.json")
+        args = [sys.executable, "-m", module, "--data", data_dir, "--epochs", str(epochs), "--seed", str(seed),
+                "--json-out", out]
+        load_before = os.getloadavg()[0]
+        tic = time.time()
+        proc = subprocess.Popen(args, env=_env(env_vars, [torch_site] if torch_site else []), cwd=REPO, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        tail = _follow(proc, name, "epoch ")
+        wall = time.time() - tic
+        if proc.wait() != 0:
+            raise RuntimeError("%s failed:\n%s" % (name, "".join(tail)))
+        with open(out) as f:
+            raw = json.load(f)
+    train_acc = raw.get("training_accuracy_per_epoch") or [None] * epochs
+    record = {
+        "name": name,
+        "part": part,
+        "runs": module,
+        "date": _now(),
+        "env": env_vars,
+        "versions": raw["versions"],
+        "threads": raw["threads"],
+        "hyperparameters": dict(WORKSHOP_HPS, epochs=epochs, seed=seed),
+        "epochs": [
+            {"epoch": i + 1, "epoch_seconds": sec, "validation_accuracy": val, "train_accuracy": acc}
+            for i, (sec, val, acc) in enumerate(
+                zip(raw["epoch_seconds"], raw["validation_accuracy_per_epoch"], train_acc))
+        ],
+        "wall_seconds": wall,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+    }
+    print("%-40s val %.4f  %.1f s/epoch (median)  wall %.0f s"
+          % (name, record["epochs"][-1]["validation_accuracy"], median_epoch(record), wall), flush=True)
     return record
 
 
@@ -115,6 +189,13 @@ def load_records(path=RESULTS_JSON):
         return json.load(f)["runs"]
 
 
+def _write_runs(runs, path):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"runs": runs}, f, indent=1)
+    os.replace(tmp, path)
+
+
 def save_record(record, path=RESULTS_JSON):
     """Adds (or replaces) a run in the JSON; a lock lets two benchmark processes run side by side."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -123,23 +204,16 @@ def save_record(record, path=RESULTS_JSON):
         fcntl.flock(lock, fcntl.LOCK_EX)
         runs = [r for r in load_records(path) if not (r["name"] == record["name"] and r["part"] == record["part"])]
         runs.append(record)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"runs": runs}, f, indent=1)
-        os.replace(tmp, path)
+        _write_runs(runs, path)
         render(runs)
     finally:
         os.close(lock)  # releases the lock
 
 
 def drop_records(part, path=RESULTS_JSON):
-    """Removes a part's earlier runs (a new round of thread measurements replaces the old one)."""
+    """Removes a part's earlier runs (a new round of speed measurements replaces the old one)."""
     if os.path.exists(path):
-        with open(path) as f:
-            runs = [r for r in json.load(f)["runs"] if r["part"] != part]
-        with open(path + ".tmp", "w") as f:
-            json.dump({"runs": runs}, f, indent=1)
-        os.replace(path + ".tmp", path)
+        _write_runs([r for r in load_records(path) if r["part"] != part], path)
 
 
 def describe(hps):
@@ -148,136 +222,203 @@ def describe(hps):
     return ", ".join("%s=%s" % (k, json.dumps(hps[k]) if isinstance(hps[k], bool) else hps[k]) for k in keys)
 
 
+def _family(record):
+    return record["name"].split(",")[0]
+
+
 def _order(record):
-    """Workshop runs first, then the improved ones, each by seed (the default seed first)."""
-    family, seed = record["name"].split(",")[0], record["hyperparameters"]["seed"]
-    return (family != "workshop", family, seed != 42, seed)
+    """Workshop runs first, then the plain script's, the improved ones, the explorations; each by seed."""
+    rank = {"workshop": 0, "plain Gluon": 1, "improved": 2}.get(_family(record), 3)
+    seed = record["hyperparameters"]["seed"]
+    return (rank, _family(record), seed != 42, seed)
 
 
-def render(records, path=RESULTS_MD):
+def _threads(env):
+    return " ".join("%s=%s" % kv for kv in env.items()) or "MXNet's defaults"
+
+
+def speed_table(speed):
+    """The speed rows with their ratios, and the target lines, from one run of the speed part."""
+    by_name = {r["name"]: r for r in speed}
+    plain = by_name.get(PLAIN_LABEL)
+    torch_row = next((r for r in speed if r["name"].startswith("PyTorch")), None)
+    lines = [
+        "| run | threads | s/epoch | min–max | samples/s | vs plain Gluon | vs PyTorch | validation accuracy"
+        " (epoch %d) | load before/after | date |" % SPEED_EPOCHS,
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in speed:
+        sec, timed = median_epoch(r), [e["epoch_seconds"] for e in r["epochs"]][1:]
+        threads = _threads(r["env"])
+        if "torch.get_num_threads" in r.get("threads", {}):
+            threads = "PyTorch's defaults, torch.get_num_threads() = %d" % r["threads"]["torch.get_num_threads"]
+        lines.append(
+            "| %s | %s | %.2f | %.2f–%.2f | %.0f | %s | %s | %.4f | %.1f / %.1f | %s |"
+            % (r["name"], threads, sec, min(timed), max(timed), 60000 / sec,
+               "%.1f×" % (median_epoch(plain) / sec) if plain else "–",
+               "%.2f×" % (median_epoch(torch_row) / sec) if torch_row else "–",
+               r["epochs"][-1]["validation_accuracy"], r["load_average_before"], r["load_average_after"], r["date"])
+        )
+    ours = by_name.get("ours, workshop settings, " + FAST)
+    checks = []
+    if ours and torch_row:
+        a, b = median_epoch(ours), median_epoch(torch_row)
+        checks.append("- faster than PyTorch on the same net: **%s** (ours, workshop settings, `%s`: %.2f s/epoch;"
+                      " PyTorch: %.2f s/epoch)" % ("met" if a < b else "not met", FAST, a, b))
+    if ours:
+        checks.append("- ≤ %.0f s per epoch (aim): **%s** (%.2f s)"
+                      % (SPEED_AIM, "met" if median_epoch(ours) <= SPEED_AIM else "not met", median_epoch(ours)))
+    return lines, checks
+
+
+def render(records, path=RESULTS_MD, summary_too=True):
+    """Writes the markdown page of ``records`` to ``path`` (and, unless told not to, the summary); returns ``path``."""
     info = machine()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    threads = [r for r in records if r["part"] == "threads"]
-    accuracy = sorted((r for r in records if r["part"] != "threads"), key=_order)
+    speed = [r for r in records if r["part"] == "speed"]
+    accuracy = sorted((r for r in records if r["part"] in ("accuracy", "explore")), key=_order)
+    loads = [r["load_average_before"] for r in records if r["part"] in ("speed", "accuracy")]
     lines = [
         "# fmnist_cnn on Fashion-MNIST (60,000 train / 10,000 test)",
         "",
-        "- machine: %d CPUs (nproc), %s, %.1f GiB RAM; Python %s; mxnet %s (CPU); **shared with other developers'"
-        " jobs** (load averages per run below), so seconds are indicative; accuracies do not depend on it"
+        "- machine: %d CPUs (nproc), %s, %.1f GiB RAM; Python %s; mxnet %s (CPU); load averages per run below"
+        " (2 cores: above about 1, other jobs shared the machine and seconds are indicative; accuracies do not"
+        " depend on it)"
         % (info["nproc"], info["cpu"], info["ram_gib"], platform.python_version(), fmnist_cnn.mx.__version__),
-        "- commit: %s (the working tree at that commit)" % (commit.stdout.strip() or "unknown"),
-        "- command: `.venv/bin/python bench/fmnist_cnn.py` (see its docstring); each run is"
-        " `python entry_points/fmnist_cnn.py --training-dir %s ...` in its own process" % DEFAULT_DATA,
+        "- code: commit %s" % git_head(("entry_points/fmnist_cnn.py", "lib")),
+        "- command: `.venv/bin/python bench/fmnist_cnn.py` (see its docstring); our runs are"
+        " `python entry_points/fmnist_cnn.py --training-dir %s ...` in their own process, the baselines"
+        " `python -m bench.baselines.<name>`" % DEFAULT_DATA,
         "- data: the Debian package dataset-fashion-mnist, checked by `smgluon data fetch fashion-mnist`",
         "- validation accuracy: on all 10,000 test images after the last epoch (no early stopping)",
         "",
-        "## Thread settings (improved defaults, %d-image slice; s/epoch: training only, median of epochs 2-3)"
-        % THREADS_SLICE,
-        "",
-        "| setting | s/epoch | samples/s | load average before/after | date |",
-        "|---|---:|---:|---|---|",
     ]
-    for r in threads:
-        seconds = median_epoch(r)
-        lines.append(
-            "| %s | %.2f | %.0f | %.1f / %.1f | %s |"
-            % (
-                r["name"],
-                seconds,
-                THREADS_SLICE / seconds,
-                r["load_average_before"],
-                r["load_average_after"],
-                r["date"],
-            )
-        )
+    if speed:
+        table, checks = speed_table(speed)
+        lines += [
+            "## Speed (full training set, %d epochs, the first a warm-up; s/epoch: median of the later epochs,"
+            " training only; batch 100)" % SPEED_EPOCHS,
+            "",
+        ] + table + ["", "Targets (issue 4), our entry point beside the baselines in the same run:", ""] + checks + [""]
     lines += [
+        "## Accuracy, 10 epochs",
         "",
-        "## Accuracy, 10 epochs (`%s`)" % " ".join("%s=%s" % kv for kv in ACCURACY_ENV.items()),
-        "",
-        "| name | configuration | validation accuracy | target | best epoch | s/epoch (median) | wall s"
+        "| name | configuration | threads | validation accuracy | target | best epoch | s/epoch (median) | wall s"
         " | load before/after | date |",
-        "|---|---|---:|---:|---:|---:|---:|---|---|",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in accuracy:
         val = [e["validation_accuracy"] for e in r["epochs"]]
         target = TARGETS.get(r["name"])
         mark = "" if target is None else ("≥ %.3f %s" % (target, "met" if val[-1] >= target else "**not met**"))
+        config = describe(r["hyperparameters"])
+        if r.get("runs", "").startswith("bench."):
+            config = "the workshop's settings, in `%s`" % r["runs"]
         lines.append(
-            "| %s | %s | **%.4f** | %s | %.4f (epoch %d) | %.1f | %.0f | %.1f / %.1f | %s |"
-            % (
-                r["name"],
-                describe(r["hyperparameters"]),
-                val[-1],
-                mark,
-                max(val),
-                val.index(max(val)) + 1,
-                median_epoch(r),
-                r["wall_seconds"],
-                r["load_average_before"],
-                r["load_average_after"],
-                r["date"],
-            )
+            "| %s | %s | %s | **%.4f** | %s | %.4f (epoch %d) | %.1f | %.0f | %.1f / %.1f | %s |"
+            % (r["name"], config, _threads(r["env"]), val[-1], mark, max(val), val.index(max(val)) + 1,
+               median_epoch(r), r["wall_seconds"], r["load_average_before"], r["load_average_after"], r["date"])
         )
     lines += ["", "Per-epoch validation accuracy:", ""]
     for r in accuracy:
         lines.append("- %s: %s" % (r["name"], ", ".join("%.4f" % e["validation_accuracy"] for e in r["epochs"])))
-    lines += ["", "## Notes", ""] + notes(accuracy) + [""]
+    lines += ["", "## Notes", ""] + notes(accuracy, speed) + [""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
+    if summary_too:
+        write_summary(speed, accuracy, max(loads, default=0.0))
     return path
 
 
-def best_workshop(accuracy):
-    runs = [r for r in accuracy if r["name"].split(",")[0] == "workshop"]
-    return max((e["validation_accuracy"] for r in runs for e in r["epochs"]), default=float("nan"))
+def _runs_of(accuracy, family):
+    return [r for r in accuracy if _family(r) == family and r["part"] == "accuracy"]
 
 
-def notes(accuracy):
+def notes(accuracy, speed):
     """The findings, with the numbers of the runs in the JSON."""
     lines = []
-    for family, reported in (("workshop", "0.9162 training / 0.9055 validation accuracy"), ("improved", None)):
-        runs = [r for r in accuracy if r["name"].split(",")[0] == family]
+    reported = {"workshop": "; the workshop reports 0.9162 training / 0.9055 validation accuracy"}
+    for family in ("workshop", "plain Gluon", "improved"):
+        runs = _runs_of(accuracy, family)
         if not runs:
             continue
         final = [r["epochs"][-1]["validation_accuracy"] for r in runs]
-        train = [r["epochs"][-1]["train_accuracy"] for r in runs]
+        train = [r["epochs"][-1]["train_accuracy"] for r in runs if r["epochs"][-1].get("train_accuracy")]
         lines.append(
-            "- %s settings, seeds %s: validation accuracy %s after epoch 10 (mean %.4f), training accuracy %s%s."
-            % (
-                family,
-                ", ".join(str(r["hyperparameters"]["seed"]) for r in runs),
-                ", ".join("%.4f" % v for v in final),
-                statistics.mean(final),
-                ", ".join("%.4f" % v for v in train),
-                "; the workshop reports %s" % reported if reported else "",
-            )
+            "- %s, seeds %s: validation accuracy %s after epoch 10 (mean %.4f, best epoch of any seed %.4f)%s%s."
+            % (family, ", ".join(str(r["hyperparameters"]["seed"]) for r in runs),
+               ", ".join("%.4f" % v for v in final), statistics.mean(final),
+               max(e["validation_accuracy"] for r in runs for e in r["epochs"]),
+               ", training accuracy %s" % ", ".join("%.4f" % v for v in train) if train else "",
+               reported.get(family, ""))
         )
     lines += [
-        "- The workshop's settings reach the workshop's *training* accuracy but not its validation accuracy here:"
-        " at a constant learning rate of 0.1 with momentum 0.9 the validation accuracy wanders by one to two"
-        " points from epoch to epoch and was at most %.4f in any epoch of any seed."
-        % best_workshop(accuracy)
-        + " The net, initialisation"
-        " (Xavier, magnitude 2.24), loss, batch size, optimizer and data scaling are the workshop's; what the"
-        " workshop ran beyond its printed code (its loader, its MXNet version) is unknown. The 0.905 target for"
-        " the workshop settings is therefore not met, and no setting was changed to meet it.",
-        "- The improved defaults keep the architecture family and the workshop's optimizer settings and add"
-        " batch norm, dropout 0.3, weight decay 5e-4, a cosine decay of the learning rate to 0 at the last epoch"
-        " and random horizontal flips; the decay is what lifts the last epochs (see the per-epoch rows).",
+        "- The workshop's settings reach the workshop's *training* accuracy but not its validation accuracy: at a"
+        " constant learning rate of 0.1 with momentum 0.9 the validation accuracy wanders by one to two points"
+        " from epoch to epoch. The workshop's own script, written out from the lab and run here with MXNet 1.9.1"
+        " (`plain Gluon` rows: DataLoader, not hybridized, the same net, initialisation, loss, optimizer and"
+        " scaling), lands in the same range as our entry point, so the gap to 0.9055 is not in the entry point;"
+        " what the workshop ran beyond its printed code (its MXNet version, its data files) is unknown. The 0.905"
+        " target for the workshop settings is not met here, and no workshop setting was changed to meet it.",
+        "- The improved defaults keep the architecture family and the workshop's optimizer settings and add batch"
+        " norm, dropout 0.3, weight decay 5e-4 and a cosine decay of the learning rate to 0 at the last epoch; the"
+        " decay is what lifts the last epochs (see the per-epoch rows). Random horizontal flips (`augment=flip`)"
+        " did not help within 10 epochs (the `explore` rows: 0.9191 and 0.9226 with flips against 0.9235 and"
+        " 0.9223 without, seeds 42 and 1), so the default is `augment=none`.",
         "- Threads: the entry point sets no thread variables: MXNet reads them at `import mxnet`, before a script"
         " can, and SageMaker's container owns the job's environment (pass them in the estimator's"
-        " `environment=`). MEASURED.md found `OMP_NUM_THREADS=2 MXNET_ENGINE_TYPE=NaiveEngine` fastest for this"
-        " CNN on an idle 2-core machine (18.9 s/epoch against 32.6 with MXNet's defaults). On this machine,"
-        " shared with other developers' jobs, it is the slowest setting by far: 4-8 times slower than the others"
-        " in both rounds of the table, and 1,019 s for the first full epoch of a first workshop run at a load"
-        " average of about 10 (stopped after 4 epochs): two OpenMP threads spin at every barrier while other"
-        " processes hold the cores. One thread with the naive engine, and MXNet's defaults (one OpenMP thread"
-        " here, the threaded engine), were the fastest; the first-round row of one thread ran while this"
-        " session's own tests ran. So: give OpenMP the cores the job has to itself (all of a SageMaker"
-        " instance's, where the naive engine then pays off), never more; the accuracy runs used one thread"
-        " each, two or three side by side.",
+        " `environment=`; `smgluon quickstart` and the notebooks set `%s`). On an idle machine that setting is"
+        " the fastest for this CNN (the speed table). On cores other jobs also use it is the slowest by far: an"
+        " earlier round on this machine at a load average of about 10 took 50-60 s per 6,000 images against 6-14"
+        " s for one thread, and 1,019 s for one full epoch: two OpenMP threads spin at every barrier while other"
+        " processes hold the cores. Give OpenMP the cores the job has to itself, never more." % FAST,
     ]
+    if speed:
+        lines.append(
+            "- Where the time goes (oneDNN's verbose timings, `DNNL_VERBOSE=1`, workshop net, `%s`, about 21 ms"
+            " per batch of 100): in training MXNet 1.9.1 runs the convolutions in plain NCHW layout through"
+            " oneDNN's GEMM path, 13 ms of the 21 — the second convolution forward, backward-data and"
+            " backward-weights about 2.7, 2.7 and 3.0 ms (near this machine's GEMM rate), the first one's"
+            " backward-weights 2.9 ms (one input channel) and forward 1.0 ms; max pooling 3.3 ms, the dense"
+            " layers 1 ms. Measured and dropped: the first convolution as im2col + GEMM or batch_dot (1.5-1.8x"
+            " slower), its weight gradient as a forward convolution over the batch (3.2 ms), pooling before the"
+            " ReLU, OpenMP binding and wait policies (within noise); the fused subgraph backend"
+            " (`hybridize(backend=\"MKLDNN\")`) is inference-only (MEASURED.md: training stops learning)."
+            " The issue's reference figure for PyTorch was 16.2 s per epoch; the PyTorch row of the same run"
+            " here is the one the target is judged on." % FAST
+        )
     return lines
+
+
+def write_summary(speed, accuracy, load):
+    rows = []
+    for r in speed:
+        rows.append({
+            "workload": "fmnist_cnn", "variant": "%s (speed run)" % r["name"], "epochs": len(r["epochs"]),
+            "seconds_per_epoch": median_epoch(r), "samples_per_sec": 60000 / median_epoch(r),
+            "metric": "validation_accuracy (Fashion-MNIST, %d epochs)" % len(r["epochs"]),
+            "value": r["epochs"][-1]["validation_accuracy"],
+            "target": "faster than PyTorch, ≤ %.0f s/epoch (aim)" % SPEED_AIM
+            if r["name"] == "ours, workshop settings, " + FAST else "",
+        })
+    for r in accuracy:
+        if r["part"] != "accuracy" or r["hyperparameters"]["seed"] != 42:
+            continue
+        target = TARGETS.get(r["name"])
+        rows.append({
+            "workload": "fmnist_cnn", "variant": r["name"] + " (seed 42)", "epochs": len(r["epochs"]),
+            "seconds_per_epoch": median_epoch(r), "samples_per_sec": 60000 / median_epoch(r),
+            "metric": "validation_accuracy (Fashion-MNIST)", "value": r["epochs"][-1]["validation_accuracy"],
+            "seed_value": 0.9055 if _family(r) in ("workshop", "plain Gluon") else None,
+            "seed": "the workshop's lab 2-2" if _family(r) in ("workshop", "plain Gluon") else None,
+            "target": "≥ %.3f" % target if target else "",
+        })
+    dates = sorted(r["date"] for r in speed + [r for r in accuracy if r["part"] == "accuracy"])
+    summary.write_summary(
+        "fmnist_cnn", "The workshop CNN on Fashion-MNIST: speed beside plain Gluon and PyTorch, 10-epoch accuracy",
+        "bench/results/fmnist_cnn.md", training=rows,
+        notes=["fmnist_cnn: seconds are wall time of the training loop; see the file for the load during each run"],
+        command=".venv/bin/python bench/fmnist_cnn.py", date=dates[-1] if dates else None, load=load,
+    )
 
 
 def parse_overrides(pairs):
@@ -294,39 +435,51 @@ def parse_overrides(pairs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=DEFAULT_DATA, help="folder of the four Fashion-MNIST IDX files")
-    parser.add_argument(
-        "--only", choices=["threads", "accuracy", "workshop", "improved"], help="run one part (or one accuracy run)"
-    )
+    parser.add_argument("--only", choices=["speed", "accuracy", "workshop", "improved", "plain"],
+                        help="run one part (or one kind of accuracy run)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the accuracy runs (default 42)")
     parser.add_argument("--config", nargs="+", metavar=("NAME", "KEY=VALUE"), help="run one extra configuration")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of the thread settings (default: 2)")
+    parser.add_argument("--torch-site", default=DEFAULT_TORCH_SITE,
+                        help="a --target folder holding torch, if the venv lacks it (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=CORES,
+                        help="OpenMP threads of accuracy runs (default: all %(default)s cores; 1 beside other jobs)")
     parser.add_argument("--render", action="store_true", help="only rewrite the markdown from the JSON")
     args = parser.parse_args(argv)
+    accuracy_env = dict(FAST_ENV, OMP_NUM_THREADS=str(args.threads))
     if not args.render:
         if not os.path.isdir(args.data):
             parser.error("no data at %s: apt-get install dataset-fashion-mnist, or pass --data DIR" % args.data)
-        runs = []
+        suffix = "" if args.seed == 42 else ", seed %d" % args.seed
+        runs = []  # (name, part, what, hyperparameters, env, epochs)
         if args.config:
-            runs.append((args.config[0], "explore", parse_overrides(args.config[1:]), ACCURACY_ENV))
+            runs.append((args.config[0] + suffix, "explore", "script",
+                         dict(parse_overrides(args.config[1:]), seed=args.seed), accuracy_env, None))
         else:
-            if args.only in (None, "threads"):
-                drop_records("threads")
-                # the settings in turn, the whole round repeated: load from other jobs drifts
-                runs += [
-                    (
-                        "%s (round %d)" % (name, round_ + 1),
-                        "threads",
-                        {"epochs": 3, "max_train_samples": THREADS_SLICE, "log_interval": 0},
-                        env,
-                    )
-                    for round_ in range(args.rounds)
-                    for name, env in THREAD_SETTINGS
-                ]
+            if args.only in (None, "speed"):
+                drop_records("speed")
+                runs += [(name, "speed", what, dict(hps or {}, epochs=SPEED_EPOCHS), env, SPEED_EPOCHS)
+                         for name, what, hps, env in SPEED_RUNS]
             if args.only in (None, "accuracy", "workshop"):
-                runs.append(("workshop", "accuracy", dict(fmnist_cnn.WORKSHOP, log_interval=0), ACCURACY_ENV))
+                runs.append(("workshop" + suffix, "accuracy", "script", dict(WORKSHOP_HPS, seed=args.seed),
+                             accuracy_env, None))
+            if args.only in (None, "accuracy", "plain"):
+                runs.append(("plain Gluon" + suffix, "accuracy", "bench.baselines.gluon_cnn_plain", None, accuracy_env,
+                             10))
             if args.only in (None, "accuracy", "improved"):
-                runs.append(("improved", "accuracy", {"epochs": 10, "log_interval": 0}, ACCURACY_ENV))
-        for name, part, hps, env in runs:
-            save_record(run_script(name, hps, env, args.data, part))
+                runs.append(("improved" + suffix, "accuracy", "script", {"log_interval": 0, "seed": args.seed},
+                             accuracy_env, None))
+        torch_site = find_torch(args.torch_site)
+        for name, part, what, hps, env, epochs in runs:
+            if what == "script":
+                record = run_script(name, hps, env, args.data, part)
+            elif what == "bench.baselines.torch_cnn" and torch_site is None:
+                print("skipped %s: torch is not importable (see the docstring)" % name)
+                continue
+            else:
+                record = run_baseline(name, what, env, args.data, part, epochs, args.seed, torch_site or "")
+                if what == "bench.baselines.torch_cnn":
+                    record["name"] = TORCH_LABEL % record["versions"]["torch"].split("+")[0]
+            save_record(record)
     print("wrote", render(load_records()))
 
 

@@ -195,12 +195,13 @@ def summarise(run, records):
     }
 
 
-def git_head():
+def git_head(paths=("entry_points/mnist_mlp.py", "lib")):
+    """The short commit of HEAD, with a remark when ``paths`` (the code measured) have uncommitted changes."""
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "diff", "--quiet", "HEAD", "--", "entry_points/mnist_mlp.py", "lib"],
+        ["git", "diff", "--quiet", "HEAD", "--", *paths],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

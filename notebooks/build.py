@@ -191,8 +191,8 @@ NOTEBOOKS["fmnist_cnn"] = [
 # Fashion-MNIST CNN: train, deploy, classify pictures
 
 The workshop's second lab, `entry_points/fmnist_cnn.py`: Conv(20) → Pool → Conv(50) →
-Pool → Dense(512) → Dense(10), with the project's defaults (batch norm, dropout, cosine
-learning rate, flips). The endpoint answers label names, takes PNG/JPEG pictures of any
+Pool → Dense(512) → Dense(10), with the project's defaults (batch norm, dropout, weight
+decay, cosine learning rate). The endpoint answers label names, takes PNG/JPEG pictures of any
 size as well as raw pixels, and gives the top k classes on request. By default it trains
 on a 6,000-image slice for 2 epochs; `SMGLUON_FULL_DATA=1` trains on all 60,000 for 10.'''),
     ("code", SETUP),

@@ -15,22 +15,19 @@ sample). Both initialise with Xavier like our entry point (AWS's script uses
 Normal(1)), so the accuracies compare.
 """
 
-import os
-import time
-
 
 def main():
     from bench import _common
+    from bench.baselines import _loops
 
     args = _common.runner_args(__doc__.splitlines()[0], style=True)
     import mxnet as mx
     import numpy as np
-    from mxnet import autograd, gluon
+    from mxnet import gluon
     from mxnet.gluon import nn
 
-    mx.random.seed(42)
-    np.random.seed(42)
-    ctx = mx.cpu()
+    mx.random.seed(args.seed)
+    np.random.seed(args.seed)
     (x_train, y_train), (x_test, y_test) = (_common.load_split(args.data, s) for s in ("train", "test"))
 
     def input_transformer(data, label):  # AWS's script, verbatim
@@ -53,45 +50,7 @@ def main():
         net.add(nn.Dense(128, activation="relu"))
         net.add(nn.Dense(64, activation="relu"))
         net.add(nn.Dense(10))
-    net.initialize(mx.init.Xavier(magnitude=2.24), ctx=ctx)
-    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    metric = mx.metric.Accuracy()
-
-    def evaluate():
-        acc = mx.metric.Accuracy()
-        for data, label in val_data:
-            acc.update([label.as_in_context(ctx)], [net(data.as_in_context(ctx))])
-        return acc.get()[1]
-
-    epoch_seconds, cpu_epoch_seconds, samples, accuracies = [], [], 0, []
-    for _ in range(args.epochs):
-        metric.reset()
-        samples = 0
-        tic, cpu = time.time(), _common.cpu_seconds()
-        for data, label in train_data:
-            data, label = data.as_in_context(ctx), label.as_in_context(ctx)
-            with autograd.record():
-                output = net(data)
-                loss = loss_fn(output, label)
-            loss.backward()
-            trainer.step(args.batch_size)
-            metric.update([label], [output])
-            samples += data.shape[0]
-        epoch_seconds.append(time.time() - tic)
-        cpu_epoch_seconds.append(_common.cpu_seconds() - cpu)
-        accuracies.append(evaluate())
-    _common.write_record(
-        args.json_out,
-        epoch_seconds,
-        samples,
-        accuracies[-1],
-        cpu_epoch_seconds=cpu_epoch_seconds,
-        versions={"mxnet": mx.__version__, "numpy": np.__version__},
-        threads={k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MXNET_ENGINE_TYPE")},
-        style=args.style,
-        validation_accuracy_per_epoch=accuracies,
-    )
+    _loops.gluon_plain(args, net, train_data, val_data, step_size=args.batch_size)
 
 
 if __name__ == "__main__":
