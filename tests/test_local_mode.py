@@ -76,6 +76,9 @@ def test_create_tar_gz_puts_contents_at_top_level(tmp_path):
     with tarfile.open(archive) as tar:
         assert sorted(tar.getnames()) == ["failure", "model-symbol.json", "sub", "sub/x"]
     assert [p for p in os.listdir(tmp_path / "out") if p.endswith(".partial")] == []
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert os.stat(archive).st_mode & 0o777 == 0o666 & ~umask  # as any new file, not mkstemp's 0600
 
 
 def test_local_s3_round_trip_and_key_escape(tmp_path):

@@ -105,6 +105,10 @@ def create_tar_gz(src_dir, archive, extra_files=None):
                     tar.add(os.path.join(src_dir, name), arcname=name)
             for arcname, path in sorted((extra_files or {}).items()):
                 tar.add(path, arcname=arcname)
+        # mkstemp creates the file 0600; give it the mode any new file gets (0644 under umask 022).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, archive)
     except BaseException:
         if os.path.exists(tmp):
