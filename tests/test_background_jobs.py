@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import textwrap
 import threading
 import time
@@ -117,7 +118,12 @@ def test_stop_training_job_stops_every_process_and_records_stopped(tmp_path):
     est.latest_training_job.wait(logs="None")  # Stopped: the SDK only warns
     desc = session.describe_training_job(name)
     assert desc["TrainingJobStatus"] == "Stopped" and desc["SecondaryStatus"] == "Stopped"
-    assert "ModelArtifacts" not in desc and "FailureReason" not in desc
+    assert "FailureReason" not in desc
+    # what the script saved before it was stopped (here nothing: it saves at the end) is packed, as on SageMaker
+    from smgluon_local.storage import uri_to_local_path
+
+    with tarfile.open(uri_to_local_path(est.model_data, session.local_s3)) as tar:
+        assert tar.getnames() == []
     assert desc["FinalMetricDataList"][0]["MetricName"] == "validation_accuracy"  # what it logged before
     assert job_processes(_job_dir(session, name)) == [] and live_processes_under(session.root_dir) == []
     with pytest.raises(ClientError, match="not running"):

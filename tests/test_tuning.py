@@ -369,7 +369,8 @@ def test_early_stopping_auto_stops_a_trial_below_the_median(session, tmp_path):
     assert stopped[0]["ObjectiveStatus"] == "Succeeded"
     assert math.isclose(stopped[0]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"], 0.05)
     job = session.describe_training_job(stopped[0]["TrainingJobName"])
-    assert job["TrainingJobStatus"] == "Stopped" and "FailureReason" not in job and "ModelArtifacts" not in job
+    assert job["TrainingJobStatus"] == "Stopped" and "FailureReason" not in job
+    assert job["ModelArtifacts"]["S3ModelArtifacts"].endswith("/model.tar.gz")  # what it saved before the stop
     assert desc["BestTrainingJob"]["TunedHyperParameters"]["quality"] == '"0.9"'
     assert live_processes_under(session.root_dir) == []
 

@@ -92,7 +92,7 @@ class ProcessTrainingJob(_LocalTrainingJob):
         self.output_artifacts = result.output_artifacts if result else None
         self.log_path = run.log_path
         self.metrics = final_metrics(run.log_path, self.metric_definitions)
-        self.model_artifacts = result.model_artifacts if result and run.status == COMPLETED else None
+        self.model_artifacts = result.model_artifacts if result else None  # None when the job failed
         self.container.result = result
         self.failure_reason = run.failure_reason if run.status == FAILED else None
         self.end_time = datetime.datetime.now()

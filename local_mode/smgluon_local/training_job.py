@@ -649,7 +649,10 @@ class TrainingRun:
             failure_file = os.path.join(self.host_dirs[self.hosts.index(failed_host.host)], "output", "failure")
             failure_file = failure_file if os.path.isfile(failure_file) else None
         try:
-            result = self._package(outcome == COMPLETED, failure_file, exit_code)
+            # A stopped job keeps what its script saved in its grace period (StopTrainingJob and
+            # MaxRuntimeInSeconds: SIGTERM, then time to save the model "so the results of the
+            # training are not lost"); a failed one has no model.
+            result = self._package(outcome in (COMPLETED, STOPPED), failure_file, exit_code)
         finally:
             self._log_file.close()
         self.result = result

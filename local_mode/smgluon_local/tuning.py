@@ -448,7 +448,7 @@ class LocalTuningJob:
         return None
 
     def _best_trial(self):
-        # Stopped trials have no model to deploy here, so the best is a completed one.
+        # The best is a completed trial: a stopped one was below the median and may have saved no model.
         candidates = [t for t in self.trials if t.done and self._final_objective(t) is not None
                       and t.final["TrainingJobStatus"] == "Completed"]
         if not candidates:
