@@ -31,9 +31,10 @@ Devices: ``num_gpus`` GPUs (each batch is split over them with
 ``split_and_load`` and the step is scaled by the whole batch), else the CPU.
 On a CPU host of its own, MXNet computes the convolutions fastest with
 ``OMP_NUM_THREADS=<cores> MXNET_ENGINE_TYPE=NaiveEngine`` in the job's
-environment (read when mxnet is imported, so this script cannot set them);
-more OpenMP threads than free cores make it several times slower
-(bench/results/fmnist_cnn.md).
+environment (the estimator's ``environment=``; MXNet reads them when it is
+imported). The script leaves them alone: only the job knows whether the cores
+are its own, and more OpenMP threads than free cores make it several times
+slower, e.g. two tuning trials side by side (bench/results/fmnist_cnn.md).
 
 Serving (``model_fn`` / ``transform_fn``):
 
