@@ -28,7 +28,8 @@ cold movie) among all movies. HR@10 and NDCG@10 of both are logged per epoch.
 
 Several hosts (the parameter server): each worker trains on its share of the
 positives (:mod:`smgluon.distributed`), with dense gradients and dense bags,
-and every worker evaluates the whole split.
+from rank 0's parameters, and every worker evaluates the whole split: the nets,
+and so the metrics every host logs, are identical.
 
 Three ways to run it:
 
@@ -272,17 +273,19 @@ class DSSM(gluon.Block):
 
 
 def build_net(catalog, hps, ctx, several_hosts=False):
-    """The initialised, hybridized towers; over several hosts with dense gradients and without static_alloc.
+    """The initialised, hybridized (static_alloc) towers; over several hosts with dense gradients.
 
-    Measured with MXNet 1.9.1 on two hosts: its parameter servers abort on row_sparse pushes (as for
-    movielens_mf), and with static_alloc one host's copy of the history projection drifted away from the
-    other's in 8 of 33 runs (its gradient apparently written after the allreduce); without it, in none of 16.
+    Over several hosts MXNet 1.9.1's parameter servers abort on row_sparse pushes (as for movielens_mf).
+    static_alloc is used there too: the hosts' weights drifting apart, once blamed on it, came from
+    MXNet's lazy broadcast in the first step (:func:`_train` calls :func:`smgluon.distributed.init_trainer`);
+    it happened without static_alloc too (7 of 10 two-host runs), and with init_trainer and static_alloc
+    in none of 56.
     """
     mx.random.seed(hps["seed"])
     net = DSSM(catalog, hps, sparse_grad=not several_hosts)
     net.initialize(mx.init.Xavier(), ctx=ctx)
-    net.user_tower.hybridize(static_alloc=not several_hosts)
-    net.item_tower.hybridize(static_alloc=not several_hosts)
+    net.user_tower.hybridize(static_alloc=True)
+    net.item_tower.hybridize(static_alloc=True)
     net.catalog = catalog
     return net
 
@@ -725,6 +728,16 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     if several_hosts:
         # dense bags (a few MB here): a CSR bag with a dense gradient takes MXNet's dense storage fallback
         user_inputs, item_inputs = ([a.tostype("default") for a in inputs] for inputs in (user_inputs, item_inputs))
+        # Every worker takes rank 0's parameters before the first batch. Left to MXNet, that broadcast runs
+        # inside the first trainer.step() beside the step's gradient allreduce, and its pull can come back
+        # with the summed gradient: that worker's weight then is the gradient, and the hosts' nets (and
+        # ranking metrics) differ for the rest of the job (7 of 10 two-host runs). One forward pass gives
+        # the parameters their shapes first. Not on one host: there is nothing to broadcast, and this
+        # dropout-free pass would initialise the item tower before the first batch's user-tower dropout
+        # draws instead of after them, changing the seeded single-host results.
+        net.user_tower(*user_inputs)
+        net.item_tower(*item_inputs)
+        distributed.init_trainer(trainer)
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
         order = sampler.epoch()

@@ -108,7 +108,11 @@ def init_trainer(trainer):
     batch's backward pass may still be running; with ``dist_sync`` and
     ``update_on_kvstore=False`` that races, and the workers' weights diverge or
     blow up. Measured with a plain Gluon MLP on two local workers: 4 of 8 runs
-    corrupted when left lazy, 0 of 16 when initialised here first. Call it after
+    corrupted when left lazy, 0 of 16 when initialised here first. The race is
+    inside the step, not only with backward: in dssm the broadcast's pull of a
+    parameter could come back after that step's gradient allreduce, so a worker
+    took the summed gradient as its weight, even with every operation finished
+    (``mx.nd.waitall()``) before the step. Call it after
     the parameters have their shapes (one forward pass) and after loading a
     checkpoint. Does nothing without a distributed kvstore.
 
