@@ -763,6 +763,7 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
                 )
         loss_total = float(loss_sum.asscalar())
         seconds = time.time() - tic  # training only; the evaluation below is not counted
+        workers.check_same_parameters(net.collect_params(), "after epoch %d" % epoch)  # a clear error, not drift
         # the loss over every worker's batches; each worker evaluates the whole (small) split itself
         loss_total, seen = workers.allreduce([loss_total, num_batches * batch_size])
         values = {"train_loss": loss_total / seen}

@@ -404,6 +404,7 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         loss, correct = training.total(loss_terms), training.total(correct_terms)  # waits for the last batch
         seconds = time.time() - tic
         valid = training.count_correct(net, test[0], test[1], ctx, EVAL_BATCH) if test is not None else 0.0
+        workers.check_same_parameters(net.collect_params(), "after epoch %d" % epoch)  # a clear error, not drift
         # One sum over the workers: the metrics of the whole training and test sets.
         loss, correct, seen, valid, n_valid = workers.allreduce(
             [loss, correct, num_batches * batch_size, valid, len(test[0]) if test is not None else 0]

@@ -268,6 +268,7 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         loss, correct = _total(loss_terms), _total(correct_terms)  # waits for the epoch's last batch
         seconds = time.time() - tic
         valid = count_correct(net, test[0], test[1], ctx) if test is not None else 0.0
+        workers.check_same_parameters(net.collect_params(), "after epoch %d" % epoch)  # a clear error, not drift
         # One sum over the workers: the metrics of the whole training and test sets.
         loss, correct, seen, valid, n_valid = workers.allreduce(
             [loss, correct, num_batches * batch_size, valid, len(test[0]) if test is not None else 0]

@@ -460,6 +460,7 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
                 )
         train_sq = float(sq_sum.asscalar())
         seconds = time.time() - tic
+        workers.check_same_parameters(net.collect_params(), "after epoch %d" % epoch)  # a clear error, not drift
         # One sum over the workers: the RMSEs of the whole training and test sets.
         train_sq, seen, test_sq, n_test = workers.allreduce(
             [train_sq, num_batches * batch_size, squared_error(net, eval_data, ctx), len(eval_data[0])]

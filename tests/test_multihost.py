@@ -145,6 +145,49 @@ def test_presharded_data_is_cut_to_the_smallest_worker():
     assert len(order) == 97 and len(set(order.tolist())) == 97 and order.max() < 120
 
 
+class _TwoWorkers(distributed.Workers):
+    """A real Workers whose sum over the job adds the other worker's numbers (float32, as the servers add)."""
+
+    def __init__(self, other):
+        super().__init__(None)
+        self.num_workers, self.combines, self.other = 2, True, other
+
+    def _sum(self, local):
+        return (np.float32(local) + np.float32(self.other)).astype(np.float64)
+
+
+def _fingerprints(params):
+    seen = []
+
+    class Tap(_TwoWorkers):
+        def _sum(self, local):
+            seen.append(local)
+            return local * 2
+
+    Tap(None).check_same_parameters(params)
+    return seen[0]
+
+
+def test_workers_parameter_check_passes_in_step_and_names_what_drifted():
+    import mxnet as mx
+    from mxnet.gluon import nn
+
+    net = nn.HybridSequential()
+    net.add(nn.Dense(64, in_units=784, activation="relu"), nn.Dense(10, in_units=64))
+    net.initialize(mx.init.Xavier())
+    same = _fingerprints(net.collect_params())
+    _TwoWorkers(same).check_same_parameters(net.collect_params(), "after epoch 1")  # in step: no error
+    # The other worker took a summed gradient for one weight, as the dssm race did.
+    weight = net[1].weight
+    saved = weight.data().copy()
+    weight.set_data(saved * 0.5 + 0.01)
+    drifted = _fingerprints(net.collect_params())
+    weight.set_data(saved)
+    with pytest.raises(distributed.DistributedError, match=r"differ after epoch 3: .*dense1_weight.*init_trainer"):
+        _TwoWorkers(drifted).check_same_parameters(net.collect_params(), "after epoch 3")
+    distributed.Workers(None).check_same_parameters(net.collect_params())  # one worker: nothing to compare
+
+
 def test_evaluation_shards_cover_everything():
     for n in (0, 1, 5, 2000, 2001):
         for workers in (1, 2, 3):

@@ -192,6 +192,44 @@ class Workers:
         self.kv.pull(key, out=out)
         return out.asnumpy().astype(np.float64)
 
+    def check_same_parameters(self, params, when=""):
+        """Raises :class:`DistributedError` if the workers' parameters have drifted apart (call on every worker).
+
+        With ``dist_sync`` every worker pulls the same weights after each step, so
+        they agree bit for bit; a worker that does not (the start-up broadcast race
+        :func:`init_trainer` prevents, a server restarted, a worker that skipped a
+        step) would otherwise go on training its own model and log metrics that
+        the sums over the workers blend silently. The check allreduces two
+        numbers per parameter (the mean and the mean square of its values, on its
+        first device) and their squares: the spread of each over the workers is
+        zero, up to float32 rounding, exactly when they agree. Every worker reaches
+        the same verdict. Nothing happens with one worker or ``dist_async``
+        (whose workers are not in step).
+
+        Args:
+            params (mxnet.gluon.ParameterDict): the net's parameters (``net.collect_params()``).
+            when (str): where in training, for the message (e.g. ``"after epoch 3"``).
+        """
+        if not self.distributed or not self.combines:
+            return
+        names = sorted(params.keys())
+        values = [params[name].list_data()[0] for name in names]
+        prints = mx.nd.concat(*[mx.nd.stack(v.mean(), (v * v).mean()).reshape(-1) for v in values], dim=0)
+        local = prints.asnumpy().astype(np.float64)
+        total = self._sum(np.concatenate([local, local * local])) / self.num_workers
+        mean, mean_sq = total[: local.size], total[local.size :]
+        spread = mean_sq - mean * mean
+        scale = np.maximum(mean_sq, 1e-20)
+        drifted = sorted({names[i // 2] for i in np.flatnonzero(spread > 1e-5 * scale)})
+        if drifted:
+            raise DistributedError(
+                "the %d workers' parameters differ%s: %s%s. The job's workers no longer train one model; "
+                "call smgluon.distributed.init_trainer(trainer) before the first batch, and check that every "
+                "worker runs the same number of steps (EpochSampler.num_batches)"
+                % (self.num_workers, " " + when if when else "", ", ".join(drifted[:5]),
+                   " and %d more" % (len(drifted) - 5) if len(drifted) > 5 else "")
+            )
+
     def min(self, value):
         """The smallest ``value`` over the workers (an allreduce of one-hot vectors).
 
