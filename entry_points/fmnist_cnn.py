@@ -403,6 +403,7 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
                 )
         loss, correct = training.total(loss_terms), training.total(correct_terms)  # waits for the last batch
         seconds = time.time() - tic
+        workers.average_aux_states(net.collect_params())  # batch norm's running statistics, over every shard
         valid = training.count_correct(net, test[0], test[1], ctx, EVAL_BATCH) if test is not None else 0.0
         workers.check_same_parameters(net.collect_params(), "after epoch %d" % epoch)  # a clear error, not drift
         # One sum over the workers: the metrics of the whole training and test sets.

@@ -188,6 +188,27 @@ def test_workers_parameter_check_passes_in_step_and_names_what_drifted():
     distributed.Workers(None).check_same_parameters(net.collect_params())  # one worker: nothing to compare
 
 
+def test_workers_average_batch_norm_statistics_and_leave_weights_alone():
+    import mxnet as mx
+    from mxnet.gluon import nn
+
+    net = nn.HybridSequential()
+    net.add(nn.Dense(4, in_units=3), nn.BatchNorm(in_channels=4))
+    net.initialize()
+    params = net.collect_params()
+    bn = net[1]
+    bn.running_mean.set_data(mx.nd.array([1.0, 2.0, 3.0, 4.0]))
+    bn.running_var.set_data(mx.nd.array([1.0, 1.0, 1.0, 1.0]))
+    weight = net[0].weight.data().copy()
+    # The other worker's running statistics, in the order average_aux_states sends them (names sorted).
+    aux = sorted(name for name in params.keys() if params[name].grad_req == "null")
+    other = {bn.running_mean.name: [3.0, 2.0, 1.0, 0.0], bn.running_var.name: [3.0, 3.0, 3.0, 3.0]}
+    _TwoWorkers(np.concatenate([other[name] for name in aux])).average_aux_states(params)
+    assert bn.running_mean.data().asnumpy().tolist() == [2.0, 2.0, 2.0, 2.0]
+    assert bn.running_var.data().asnumpy().tolist() == [2.0, 2.0, 2.0, 2.0]
+    assert (net[0].weight.data() == weight).asnumpy().all()  # trained parameters are the optimizer's business
+
+
 def test_evaluation_shards_cover_everything():
     for n in (0, 1, 5, 2000, 2001):
         for workers in (1, 2, 3):
@@ -345,6 +366,31 @@ def test_two_host_mnist_matches_one_host_with_combined_metrics(session, mnist_di
 
     assert sorted(_tar_members(uri_to_local_path(runs[2].model_data, session.local_s3))) == [
         "model-0000.params", "model-shapes.json", "model-symbol.json"]
+    _assert_no_process_left(session, name)
+
+
+@pytest.mark.slow
+def test_two_host_fmnist_cnn_trains_in_step_with_combined_metrics(session, mnist_small_dirs):
+    """The CNN over two hosts (batch norm, dropout, cosine schedule): workers in step, the same metric lines."""
+    import fmnist_cnn
+
+    channels = {"train": "file://" + mnist_small_dirs["train"], "test": "file://" + mnist_small_dirs["test"]}
+    est = _estimator(session, "fmnist_cnn.py", os.path.join(REPO, "entry_points"),
+                     hyperparameters={"epochs": 2, "log_interval": 0, "classes": "mnist"},
+                     metric_definitions=fmnist_cnn.METRIC_DEFINITIONS)
+    est.fit(channels, logs="None")
+    name = est.latest_training_job.name
+    desc = session.describe_training_job(name)
+    assert desc["TrainingJobStatus"] == "Completed"
+    assert _final(desc, "validation_accuracy") > 0.5  # 1,000 digits per host, 2 epochs (chance: 0.1)
+    log = open(os.path.join(_job_dir(session, name), "job.log")).read()
+    first, second = _last_epoch_lines(log, "algo-1"), _last_epoch_lines(log, "algo-2")
+    for key in ("epoch", "train_loss", "train_accuracy", "validation_accuracy"):
+        assert first[key] == second[key], key
+    assert first["epoch"] == "2"  # both epochs passed the workers' parameter check
+    from smgluon_local.storage import uri_to_local_path
+
+    assert "synset.txt" in _tar_members(uri_to_local_path(est.model_data, session.local_s3))
     _assert_no_process_left(session, name)
 
 

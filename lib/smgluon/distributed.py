@@ -192,6 +192,32 @@ class Workers:
         self.kv.pull(key, out=out)
         return out.asnumpy().astype(np.float64)
 
+    def average_aux_states(self, params):
+        """Gives every worker the mean over the workers of the states no optimizer updates (call on every worker).
+
+        BatchNorm's running mean and variance follow each worker's own batches, so
+        over several hosts every worker ends an epoch with its own; averaged, every
+        worker evaluates the same model and the saved model's statistics cover
+        every shard. Do it before evaluating (and before
+        :meth:`check_same_parameters`). Nothing happens with one worker,
+        ``dist_async``, or a net without such states.
+
+        Args:
+            params (mxnet.gluon.ParameterDict): the net's parameters (``net.collect_params()``).
+        """
+        if not self.distributed or not self.combines:
+            return
+        aux = [params[name] for name in sorted(params.keys()) if params[name].grad_req == "null"]
+        if not aux:
+            return
+        local = np.concatenate([p.list_data()[0].asnumpy().astype(np.float64).reshape(-1) for p in aux])
+        mean = self._sum(local) / self.num_workers
+        offset = 0
+        for p in aux:
+            size = int(np.prod(p.shape))
+            p.set_data(mx.nd.array(mean[offset : offset + size].reshape(p.shape), dtype=p.dtype))
+            offset += size
+
     def check_same_parameters(self, params, when=""):
         """Raises :class:`DistributedError` if the workers' parameters have drifted apart (call on every worker).
 
