@@ -26,6 +26,31 @@ def test_learning_curve_without_epochs_is_a_clear_error(tmp_path):
         quickstart.learning_curve(str(metrics), str(tmp_path / "curve.png"))
 
 
+def _samples(*pairs):
+    values = iter(pairs)
+    return lambda: next(values)
+
+
+def test_threads_follow_the_idle_cores_and_the_users_settings():
+    from smgluon_local.quickstart import thread_environment
+
+    # idle machine: every core, synchronous engine
+    env, why = thread_environment({}, cores=2, sample=_samples((0, 0), (199, 200)), seconds=0)
+    assert env == {"OMP_NUM_THREADS": "2", "MXNET_ENGINE_TYPE": "NaiveEngine"} and "2.0 of 2 cores idle" in why
+    # one core busy with another job: one thread, and why
+    env, why = thread_environment({}, cores=2, sample=_samples((0, 0), (110, 200)), seconds=0)
+    assert env["OMP_NUM_THREADS"] == "1" and "several times slower" in why
+    # both busy: still one
+    env, _ = thread_environment({}, cores=4, sample=_samples((0, 0), (10, 400)), seconds=0)
+    assert env["OMP_NUM_THREADS"] == "1"
+    # the user's settings win
+    env, why = thread_environment({"OMP_NUM_THREADS": "3"}, cores=2, sample=lambda: 1 / 0, seconds=0)
+    assert env == {"OMP_NUM_THREADS": "3"} and "as set in the environment" in why
+    # the real /proc/stat
+    env, _ = thread_environment({}, seconds=0.05)
+    assert 1 <= int(env["OMP_NUM_THREADS"]) <= len(os.sched_getaffinity(0))
+
+
 def test_epoch_progress_shows_one_line_per_epoch_and_nothing_else():
     import io
 

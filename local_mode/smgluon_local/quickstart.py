@@ -22,7 +22,7 @@ import time
 
 from smgluon_local.cli import FRAMEWORK_VERSION, PY_VERSION, ROLE, CliError, _entry_point, _repo_dir
 
-__all__ = ["run", "learning_curve", "add_quickstart_command"]
+__all__ = ["run", "learning_curve", "thread_environment", "add_quickstart_command"]
 
 WORKLOAD = "fmnist_cnn"
 EPOCH_LINE = re.compile(r"^metrics: epoch=(\d+) (.*)$")
@@ -49,6 +49,54 @@ class _EpochProgress:
 
     def flush(self):
         pass
+
+
+def _cpu_times():
+    """(idle, total) jiffies of the whole machine, from the first line of /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user … steal
+
+
+def thread_environment(environ=None, cores=None, sample=None, seconds=1.0):
+    """The OpenMP threads and engine for the CNN job, from the cores idle right now.
+
+    The convolutions run fastest with every core in OpenMP and the synchronous
+    engine, but more OpenMP threads than idle cores make them several times
+    slower (bench/results/fmnist_cnn.md): the threads spin at every barrier while
+    other processes hold the cores. So: the machine's idle share over ``seconds``
+    (from /proc/stat) decides; at least 1. ``OMP_NUM_THREADS`` or
+    ``MXNET_ENGINE_TYPE`` set by the user win.
+
+    Args:
+        environ (dict): the caller's environment (default ``os.environ``).
+        cores (int): usable cores (default: this process's CPU affinity).
+        sample (callable): returns (idle, total) CPU times (default: /proc/stat).
+        seconds (float): how long to watch.
+
+    Returns:
+        tuple: (environment dict for the job, one line saying why).
+    """
+    environ = os.environ if environ is None else environ
+    cores = cores or len(os.sched_getaffinity(0))
+    if environ.get("OMP_NUM_THREADS") or environ.get("MXNET_ENGINE_TYPE"):
+        chosen = {k: environ[k] for k in ("OMP_NUM_THREADS", "MXNET_ENGINE_TYPE") if environ.get(k)}
+        return chosen, "threads: %s, as set in the environment" % " ".join("%s=%s" % kv for kv in chosen.items())
+    sample = sample or _cpu_times
+    try:
+        idle0, total0 = sample()
+        time.sleep(seconds)
+        idle1, total1 = sample()
+        idle_share = (idle1 - idle0) / max(total1 - total0, 1)
+    except (OSError, ValueError, IndexError):
+        idle_share = 1.0  # no /proc/stat: assume the machine is ours
+    idle_cores = idle_share * cores
+    threads = cores if idle_cores >= cores - 0.25 else max(1, int(idle_cores))
+    env = {"OMP_NUM_THREADS": str(threads), "MXNET_ENGINE_TYPE": "NaiveEngine"}
+    why = "threads: OMP_NUM_THREADS=%d MXNET_ENGINE_TYPE=NaiveEngine (%.1f of %d cores idle%s)" % (
+        threads, idle_cores, cores,
+        "" if threads == cores else "; more threads than idle cores would make training several times slower")
+    return env, why
 
 
 def _step(number, text):
@@ -150,9 +198,9 @@ def run(epochs=None, data_dir="data", output="smgluon-output", num_images=8, roo
 
     _step(2, "training %s for %d epochs as a local SageMaker training job (no Docker)" % (WORKLOAD, epochs))
     session = ProcessSession(root_dir=root, log_stream=_EpochProgress(epochs))
-    # The convolutions run fastest with every core in OpenMP and the synchronous engine
-    # (bench/results/fmnist_cnn.md); the variables reach the job as Environment.
-    environment = {"OMP_NUM_THREADS": str(os.cpu_count() or 1), "MXNET_ENGINE_TYPE": "NaiveEngine"}
+    # The variables reach the job as Environment (MXNet reads them when the script imports it).
+    environment, why = thread_environment()
+    print("   " + why, file=sys.stderr, flush=True)
     estimator = MXNet(entry_point=os.path.basename(entry_point), source_dir=os.path.dirname(entry_point),
                       dependencies=[lib] if lib else [], role=ROLE, instance_count=1, instance_type="local",
                       framework_version=FRAMEWORK_VERSION, py_version=PY_VERSION, hyperparameters=hps,
