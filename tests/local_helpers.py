@@ -2,6 +2,7 @@
 
 import os
 import socket
+import time
 
 import psutil
 
@@ -32,6 +33,23 @@ def live_processes_under(path):
         if path in cmd and proc.pid != os.getpid():
             found.append((proc.pid, cmd[:200]))
     return found
+
+
+def signal_and_time_exit(proc, sig, timeout=30):
+    """Sends ``sig`` to ``proc`` and waits for it to exit; kills it after ``timeout`` seconds.
+
+    Returns:
+        float: Seconds from the signal to its exit.
+    """
+    proc.send_signal(sig)
+    started = time.monotonic()
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return time.monotonic() - started
 
 
 class NoInternet:

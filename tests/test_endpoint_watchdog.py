@@ -19,7 +19,7 @@ import time
 
 import psutil
 import pytest
-from local_helpers import FIXTURES, live_processes_under
+from local_helpers import FIXTURES, live_processes_under, signal_and_time_exit
 
 from smgluon_local import watchdog as watchdog_mod
 from smgluon_local.endpoint import ModelServer, free_port, port_is_free
@@ -243,3 +243,88 @@ def test_stop_leaves_no_watchdog(tmp_path, plain_model_tar):
     server.stop()  # idempotent
     assert port_is_free(server.port)
     assert "[smgluon watchdog]" not in pathlib.Path(server.log_path).read_text()
+
+
+# Ctrl-C or SIGTERM while `smgluon serve` starts: the endpoint stops, whatever deploy() was doing.
+
+# `smgluon serve` whose deploy() spends 5 s inside the SDK's telemetry-wrapped create_endpoint_config
+# (normally microseconds), before or after its one statement stores the config: a KeyboardInterrupt
+# raised there is swallowed by the wrapper's `finally: return`. Before, create_endpoint then fails
+# for want of the config; after, deploy() goes on to start the server.
+_SERVE_SLOW_ENDPOINT_CONFIG = textwrap.dedent("""
+    import sys, time
+    from sagemaker.local import local_session
+
+    def slow():
+        print("in create_endpoint_config", file=sys.stderr, flush=True)
+        time.sleep(5)
+
+    class SlowEndpointConfig(local_session._LocalEndpointConfig):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            slow()
+
+    class SlowStore(dict):
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            slow()
+
+    if sys.argv.pop(1) == "before":
+        local_session._LocalEndpointConfig = SlowEndpointConfig
+    else:
+        local_session.LocalSagemakerClient._endpoint_configs = SlowStore()
+    from smgluon_local.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [
+    "SIGINT while java starts, SIGINT ignored as in a script's background job",
+    "SIGTERM while java starts",
+    "SIGINT swallowed by the SDK's telemetry wrapper, and deploy() fails",
+    "SIGINT swallowed by the SDK's telemetry wrapper, and deploy() goes on",
+])
+def test_a_signal_during_serve_start_up_stops_the_endpoint(tmp_path, plain_model_tar, case):
+    root, port = str(tmp_path / "root"), free_port()
+    args = ["serve", plain_model_tar, "--root", root, "--port", str(port)]
+    swallowed = "swallowed" in case
+    cmd = [sys.executable] + (["-c", _SERVE_SLOW_ENDPOINT_CONFIG, "after" if "goes on" in case else "before"]
+                              if swallowed else ["-m", "smgluon_local.cli"])
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        serve = subprocess.Popen(cmd + args, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+                                 preexec_fn=_ignore_sigint if "ignored" in case else None)
+    try:
+        if swallowed:
+            _wait_for(lambda: serve.poll() is not None or "in create_endpoint_config" in err.read_text(), 120,
+                      "deploy() did not reach create_endpoint_config")
+        else:
+            _wait_for(lambda: serve.poll() is not None or any("java" in c for _, c in live_processes_under(root)),
+                      120, "the model server's java did not start")
+        assert serve.poll() is None, "smgluon serve exited early:\n" + err.read_text()
+        took = signal_and_time_exit(serve, signal.SIGTERM if "SIGTERM" in case else signal.SIGINT)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        leftover = live_processes_under(root)
+        for pid, _ in leftover:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert serve.returncode == 130, err.read_text()
+    assert took < 20
+    assert "serving at" not in out.read_text()
+    assert err.read_text().rstrip().endswith("smgluon: interrupted")
+    # Java, the Python workers, the launcher and the watchdog are gone; the port is free.
+    assert leftover == []
+    assert port_is_free(port)
+    if "goes on" in case:  # deploy() started the server, and that one was stopped
+        (log,) = glob.glob(os.path.join(root, "endpoints", "*", "mms.log"))
+        assert "Model model loaded" in pathlib.Path(log).read_text()

@@ -232,6 +232,46 @@ def test_cli_train_serve_predict(tmp_path, mnist_small_dirs, capsys):
     assert live_processes_under(root) == []
 
 
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_cli_train_interrupted_stops_the_job_and_exits_130(tmp_path, sig):
+    """Ctrl-C or SIGTERM during `smgluon train`: the job stops, no model is announced, status 130.
+
+    The SDK's telemetry wrapper around fit() swallows the KeyboardInterrupt (a `return` in
+    `finally`), so fit() returns as if the job had ended; the command must not go on as if it had.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from local_helpers import FIXTURES, signal_and_time_exit
+
+    root, data = str(tmp_path / "root"), tmp_path / "data"
+    data.mkdir()
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        train = subprocess.Popen([sys.executable, "-m", "smgluon_local.cli", "train", "tuning_curve",
+                                  "--hp", "epochs=100", "--hp", "seconds_per_epoch=0.5", "--training", str(data),
+                                  "--output", str(tmp_path / "out"), "--root", root, "--entry-points", FIXTURES],
+                                 stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while "metrics: epoch=1 " not in out.read_text():
+            assert train.poll() is None, "smgluon train exited early:\n" + err.read_text()
+            assert time.monotonic() < deadline, "the job's first epoch never came"
+            time.sleep(0.1)
+        took = signal_and_time_exit(train, getattr(signal, sig))
+    finally:
+        if train.poll() is None:
+            train.kill()
+            train.wait()
+    assert train.returncode == 130, err.read_text()
+    assert took < 20
+    assert "model: " not in out.read_text() and "metrics: epoch=100 " not in out.read_text()
+    assert err.read_text().rstrip().endswith("smgluon: interrupted")
+    assert live_processes_under(root) == []
+
 def test_model_fn_error_is_reported_at_deploy_and_predict(session, mnist_small_dirs, caplog):
     """As on SageMaker the endpoint goes InService; the load error is logged and every request fails."""
     from botocore.exceptions import ClientError

@@ -25,7 +25,7 @@ import urllib.request
 
 from smgluon_local.datasets import add_data_command
 
-__all__ = ["main", "build_parser", "parse_hyperparameters", "SUBCOMMANDS"]
+__all__ = ["main", "build_parser", "parse_hyperparameters", "raise_if_interrupted", "SUBCOMMANDS"]
 
 ROLE = "arn:aws:iam::111111111111:role/local"
 FRAMEWORK_VERSION = "1.9.0"
@@ -148,6 +148,7 @@ def cmd_train(args):
     print("smgluon: training %s on %s%s (log streams below; jobs in %s)"
           % (os.path.basename(entry_point), ", ".join(sorted(channels)), hosts, session.root_dir), file=sys.stderr)
     estimator.fit(channels)
+    raise_if_interrupted()  # Ctrl-C stopped the job, and the SDK's fit() returned as if it had ended
     desc = estimator.latest_training_job.describe()
     for metric in desc.get("FinalMetricDataList", []):
         print("%s = %g" % (metric["MetricName"], metric["Value"]))
@@ -197,15 +198,36 @@ def cmd_serve(args):
     model = MXNetModel(model_data="file://" + model_tar, role=ROLE, framework_version=FRAMEWORK_VERSION,
                        py_version=PY_VERSION, sagemaker_session=session, **kwargs)
     print("smgluon: starting multi-model-server for %s ..." % args.model, file=sys.stderr)
-    predictor = model.deploy(initial_instance_count=1, instance_type="local")
+    started = False
     try:
-        url = session.endpoint_url(predictor.endpoint_name)
+        # Ctrl-C or SIGTERM from here on stops the endpoint, whatever deploy() was doing (see main()).
+        try:
+            model.deploy(initial_instance_count=1, instance_type="local")
+        except Exception:
+            raise_if_interrupted()  # the SDK swallowed one, and its half-done call failed what came next
+            raise
+        raise_if_interrupted()  # the SDK swallowed one and deploy() went on: the server is up, stop it
+        url = session.endpoint_url(model.endpoint_name)
         print("\nserving at %s (POST %s/invocations, GET %s/ping); Ctrl-C to stop" % (url, url, url), flush=True)
+        started = True
         _wait_for_signal()
     finally:
-        print("smgluon: stopping the model server ...", file=sys.stderr)
-        predictor.delete_endpoint()
+        if started:
+            print("smgluon: stopping the model server ...", file=sys.stderr)
+        _delete_endpoint(session, model)
     return 0
+
+
+def _delete_endpoint(session, model):
+    """Stop the model's endpoint (java, workers, watchdog) and forget it; nothing if it was never created.
+
+    deploy() names the endpoint before creating it, so this also stops one that an interrupted
+    deploy() left running.
+    """
+    name = getattr(model, "endpoint_name", None)
+    if name:
+        session.sagemaker_client.delete_endpoint(EndpointName=name)
+        session.sagemaker_client.delete_endpoint_config(EndpointConfigName=name)
 
 
 def _request_body(path, content_type):
@@ -357,16 +379,38 @@ def _user_errors():
     return tuple(errors)
 
 
+_interrupted = threading.Event()
+
+
 def _interrupt(signum, frame):
+    _interrupted.set()
     raise KeyboardInterrupt
+
+
+def raise_if_interrupted():
+    """Raise KeyboardInterrupt if Ctrl-C or SIGTERM came since :func:`main` started.
+
+    Call it after SDK calls that may swallow one: the SageMaker SDK's telemetry
+    wrapper (``sagemaker/telemetry/telemetry_logging.py``, around ``Estimator.fit``
+    and the local client's ``create_model`` and ``create_endpoint_config``) ends in
+    ``finally: return response``, which discards a KeyboardInterrupt raised inside.
+    ``fit()`` then returns as if the job had ended, after Ctrl-C stopped it.
+    """
+    if _interrupted.is_set():
+        raise KeyboardInterrupt
 
 
 def main(argv=None):
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        # `kill`/`timeout` send SIGTERM: unwind like Ctrl-C, so jobs and endpoints are stopped.
-        signal.signal(signal.SIGTERM, _interrupt)
+        # Ctrl-C and `kill`/`timeout` (SIGTERM) unwind as KeyboardInterrupt, so jobs and endpoints are
+        # stopped. SIGINT too, although Python handles it already: a command that a script starts in
+        # the background inherits SIGINT ignored, and Python then leaves it ignored.
+        _interrupted.clear()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _interrupt)
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -377,6 +421,10 @@ def main(argv=None):
             print("smgluon: error: %s" % e, file=sys.stderr)
             return 1
         raise
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: not set from Python; leave ours
+                signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,15 @@ import sys
 import tarfile
 import time
 
-from smgluon_local.cli import FRAMEWORK_VERSION, PY_VERSION, ROLE, CliError, _entry_point, _repo_dir
+from smgluon_local.cli import (
+    FRAMEWORK_VERSION,
+    PY_VERSION,
+    ROLE,
+    CliError,
+    _entry_point,
+    _repo_dir,
+    raise_if_interrupted,
+)
 
 __all__ = ["run", "learning_curve", "thread_environment", "add_quickstart_command"]
 
@@ -208,6 +216,7 @@ def run(epochs=None, data_dir="data", output="smgluon-output", num_images=8, roo
                       output_path="file://" + output, sagemaker_session=session)
     tic = time.time()
     estimator.fit({name: "file://" + os.path.abspath(path) for name, path in channels.items()})
+    raise_if_interrupted()  # Ctrl-C stopped the job, and the SDK's fit() returned as if it had ended
     train_seconds = time.time() - tic
     job = estimator.latest_training_job.describe()
     final = {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])}
@@ -217,6 +226,7 @@ def run(epochs=None, data_dir="data", output="smgluon-output", num_images=8, roo
     _step(3, "deploying to a local endpoint (multi-model-server) and classifying test images")
     predictor = estimator.deploy(initial_instance_count=1, instance_type="local")
     try:
+        raise_if_interrupted()  # one that the SDK swallowed during deploy()
         (_, _), (x_test, y_test) = load_idx_channels(channels)
         labels = fmnist_cnn.CLASS_NAMES[fmnist_cnn.HYPERPARAMETERS.parse_dict(hps)["classes"]]
         png = Predictor(predictor.endpoint_name, sagemaker_session=session,
