@@ -203,18 +203,10 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     (x_train, y_train), test = load_data(channel_input_dirs, hps)
     # Each worker trains on its shard (a new one each epoch) and evaluates its slice of the
     # test set; the metrics are summed over the workers.
-    presharded = bool(distributed.sharded_channels() & {"train", "training"})
-    sampler = distributed.EpochSampler(len(x_train), workers, hps["seed"], presharded=presharded)
     batch_size = hps["batch_size"]
-    num_batches = sampler.num_batches(batch_size)  # the same on every worker: dist_sync needs it
-    if num_batches == 0:
-        raise channels.ChannelError(
-            "%d training samples per worker (%d workers) for batch_size %d: lower batch_size or add data"
-            % (sampler.per_worker, workers.num_workers, batch_size)
-        )
-    if test is not None and workers.distributed:
-        start, stop = distributed.shard_bounds(len(test[0]), workers.rank, workers.num_workers)
-        test = (test[0][start:stop], test[1][start:stop])
+    sampler, num_batches = distributed.training_plan(workers, len(x_train), hps["seed"], batch_size)
+    if test is not None:
+        test = distributed.evaluation_shard(test, workers)
 
     net = build_net(ctx, hps["seed"])
     optimizer_params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}

@@ -392,17 +392,11 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
         users, items = train_data[0].asnumpy(), train_data[1].asnumpy()
         rated = rated_matrix(users, items, len(catalog.user_ids), len(catalog.item_ids))
     # Each worker trains on its shard (a new one each epoch), the same number of batches everywhere.
-    presharded = bool(distributed.sharded_channels() & {"train", "training"})
-    sampler = distributed.EpochSampler(len(train_data[0]), workers, hps["seed"], presharded=presharded)
     batch_size = hps["batch_size"]
-    num_batches = sampler.num_batches(batch_size)
-    if num_batches == 0:
-        raise channels.ChannelError(
-            "%d training ratings per worker (%d workers) for batch_size %d: lower batch_size or add data"
-            % (sampler.per_worker, workers.num_workers, batch_size)
-        )
-    start, stop = distributed.shard_bounds(len(test_data[0]), workers.rank, workers.num_workers)
-    eval_data = tuple(a[start:stop] for a in test_data)
+    sampler, num_batches = distributed.training_plan(
+        workers, len(train_data[0]), hps["seed"], batch_size, unit="training ratings"
+    )
+    eval_data = distributed.evaluation_shard(test_data, workers)
 
     net = build_net(hps, len(catalog.user_ids), len(catalog.item_ids), global_mean, ctx, rated)
     net.catalog = catalog

@@ -209,6 +209,30 @@ def test_workers_average_batch_norm_statistics_and_leave_weights_alone():
     assert (net[0].weight.data() == weight).asnumpy().all()  # trained parameters are the optimizer's business
 
 
+def test_training_plan_counts_batches_and_names_a_share_too_small(monkeypatch):
+    from smgluon.channels import ChannelError
+
+    monkeypatch.delenv("SM_INPUT_DATA_CONFIG", raising=False)
+    sampler, num_batches = distributed.training_plan(_FakeWorkers(1, 2), 1003, 7, 50)
+    assert num_batches == 10 and sampler.per_worker == 501 and not sampler.presharded
+    with pytest.raises(ChannelError, match=r"250 training ratings per worker \(2 workers\) for batch_size 300: "
+                                           r"lower batch_size or add data"):
+        distributed.training_plan(_FakeWorkers(0, 2), 500, 7, 300, unit="training ratings")
+    # a channel the service sharded: this host's files are its shard
+    monkeypatch.setenv("SM_INPUT_DATA_CONFIG", json.dumps({"train": {"S3DistributionType": "ShardedByS3Key"}}))
+    sampler, _ = distributed.training_plan(_FakeWorkers(0, 2, [120, 97]), 120, 7, 10)
+    assert sampler.presharded and sampler.per_worker == 97
+
+
+def test_evaluation_shard_is_this_workers_slice():
+    x, y = np.arange(11), np.arange(11) * 10
+    parts = [distributed.evaluation_shard((x, y), _FakeWorkers(r, 2)) for r in range(2)]
+    assert np.concatenate([p[0] for p in parts]).tolist() == x.tolist()
+    assert (parts[1][1] == parts[1][0] * 10).all()
+    alone = distributed.evaluation_shard((x, y), _FakeWorkers(0, 1))
+    assert alone[0] is x and alone[1] is y
+
+
 def test_evaluation_shards_cover_everything():
     for n in (0, 1, 5, 2000, 2001):
         for workers in (1, 2, 3):

@@ -17,7 +17,8 @@ every workload needs on top of that:
   smallest worker's size. Either way every worker runs the same number of
   batches, which ``dist_sync`` needs: a worker that runs one batch more waits
   forever for the others at the last epoch (apache/mxnet#7888).
-* :func:`shard_bounds` splits evaluation data by rank (sizes may differ by one).
+* :func:`shard_bounds` splits evaluation data by rank (sizes may differ by one);
+  :func:`training_plan` and :func:`evaluation_shard` are what a workload calls.
 
 Batch size and learning rate: ``batch_size`` is per worker, and ``dist_sync``
 adds the workers' gradients, so one update uses ``workers × batch_size``
@@ -39,12 +40,16 @@ import os
 import mxnet as mx
 import numpy as np
 
+from smgluon.channels import ChannelError
+
 __all__ = [
     "DistributedError",
     "create_kvstore",
     "Workers",
     "EpochSampler",
     "shard_bounds",
+    "training_plan",
+    "evaluation_shard",
     "sharded_channels",
     "trainer_kwargs",
     "init_trainer",
@@ -296,6 +301,52 @@ def sharded_channels(environ=None):
     except ValueError:
         return set()
     return {name for name, entry in config.items() if (entry or {}).get("S3DistributionType") == "ShardedByS3Key"}
+
+
+def training_plan(workers, n, seed, batch_size, unit="training samples"):
+    """This worker's :class:`EpochSampler` over its ``n`` training samples, and the batches per epoch.
+
+    A ``train`` or ``training`` channel sharded by the service (``ShardedByS3Key``)
+    is this host's own shard; otherwise every host holds all of it.
+
+    Args:
+        workers (Workers): the job's workers.
+        n (int): training samples on this host.
+        seed (int): the shuffling seed.
+        batch_size (int): samples per batch on each worker.
+        unit (str): what a sample is, for the message (``"training ratings"``).
+
+    Returns:
+        tuple: (EpochSampler, batches per epoch, the same on every worker).
+
+    Raises:
+        smgluon.channels.ChannelError: when a worker's share is smaller than one batch.
+    """
+    presharded = bool(sharded_channels() & {"train", "training"})
+    sampler = EpochSampler(n, workers, seed, presharded=presharded)
+    num_batches = sampler.num_batches(batch_size)  # the same on every worker: dist_sync needs it
+    if num_batches == 0:
+        raise ChannelError(
+            "%d %s per worker (%d workers) for batch_size %d: lower batch_size or add data"
+            % (sampler.per_worker, unit, workers.num_workers, batch_size)
+        )
+    return sampler, num_batches
+
+
+def evaluation_shard(arrays, workers):
+    """This worker's slice (:func:`shard_bounds`) of each evaluation array; the arrays themselves on one worker.
+
+    Args:
+        arrays (tuple): arrays of equal length (e.g. images and labels).
+        workers (Workers): the job's workers.
+
+    Returns:
+        tuple: the slices, in the same order.
+    """
+    if not workers.distributed:
+        return tuple(arrays)
+    start, stop = shard_bounds(len(arrays[0]), workers.rank, workers.num_workers)
+    return tuple(a[start:stop] for a in arrays)
 
 
 class EpochSampler:
