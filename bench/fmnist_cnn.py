@@ -92,14 +92,31 @@ def _env(env_vars, extra_path=()):
     return env
 
 
-def _follow(proc, name, prefix):
-    """Echoes the lines starting with ``prefix`` as they come (a run takes minutes); returns the last 60 lines."""
+def _run(name, args, env, cwd, prefix):
+    """Runs one benchmark process, echoing its lines that start with ``prefix`` as they come (a run takes
+    minutes); returns (wall seconds, load average before) or raises with the last 60 lines."""
+    load_before = os.getloadavg()[0]
+    tic = time.time()
+    proc = subprocess.Popen(args, env=env, cwd=cwd, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     tail = collections.deque(maxlen=60)
     for line in proc.stdout:
         tail.append(line)
         if line.startswith(prefix):
             print("  %s: %s" % (name, line.strip()), flush=True)
-    return tail
+    wall = time.time() - tic
+    if proc.wait() != 0:
+        raise RuntimeError("%s failed:\n%s" % (name, "".join(tail)))
+    return wall, load_before
+
+
+def _record(name, part, runs, env_vars, wall, load_before, **fields):
+    """A run's record (``fields`` holds ``hyperparameters`` and ``epochs`` at least), printed in one line."""
+    record = {"name": name, "part": part, "runs": runs, "date": _now(), "env": env_vars}
+    record.update(fields)
+    record.update(wall_seconds=wall, load_average_before=load_before, load_average_after=os.getloadavg()[0])
+    print("%-40s val %.4f  %.1f s/epoch (median)  wall %.0f s"
+          % (name, record["epochs"][-1]["validation_accuracy"], median_epoch(record), wall), flush=True)
+    return record
 
 
 def run_script(name, hps, env_vars, data_dir, part):
@@ -110,31 +127,11 @@ def run_script(name, hps, env_vars, data_dir, part):
         args = [sys.executable, os.path.join(REPO, "entry_points", "fmnist_cnn.py"), "--training-dir", data_dir]
         for key, value in hps.items():
             args += ["--%s" % key, json.dumps(value) if not isinstance(value, str) else value]
-        load_before = os.getloadavg()[0]
-        tic = time.time()
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root)
-        tail = _follow(proc, name, "metrics: epoch=")
-        wall = time.time() - tic
-        if proc.wait() != 0:
-            raise RuntimeError("%s failed:\n%s" % (name, "".join(tail)))
+        wall, load_before = _run(name, args, env, root, "metrics: epoch=")
         with open(os.path.join(root, "output", "data", "metrics.json")) as f:
             doc = json.load(f)
-    record = {
-        "name": name,
-        "part": part,
-        "runs": "entry_points/fmnist_cnn.py",
-        "date": _now(),
-        "env": env_vars,
-        "overrides": hps,
-        "hyperparameters": doc["hyperparameters"],
-        "epochs": doc["epochs"],
-        "wall_seconds": wall,
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg()[0],
-    }
-    print("%-40s val %.4f  %.1f s/epoch (median)  wall %.0f s"
-          % (name, record["epochs"][-1]["validation_accuracy"], median_epoch(record), wall), flush=True)
-    return record
+    return _record(name, part, "entry_points/fmnist_cnn.py", env_vars, wall, load_before, overrides=hps,
+                   hyperparameters=doc["hyperparameters"], epochs=doc["epochs"])
 
 
 def run_baseline(name, module, env_vars, data_dir, part, epochs, seed=42, torch_site=""):
@@ -143,38 +140,17 @@ def run_baseline(name, module, env_vars, data_dir, part, epochs, seed=42, torch_
         out = os.path.join(root, "record.json")
         args = [sys.executable, "-m", module, "--data", data_dir, "--epochs", str(epochs), "--seed", str(seed),
                 "--json-out", out]
-        load_before = os.getloadavg()[0]
-        tic = time.time()
-        proc = subprocess.Popen(args, env=_env(env_vars, [torch_site] if torch_site else []), cwd=REPO, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        tail = _follow(proc, name, "epoch ")
-        wall = time.time() - tic
-        if proc.wait() != 0:
-            raise RuntimeError("%s failed:\n%s" % (name, "".join(tail)))
+        wall, load_before = _run(name, args, _env(env_vars, [torch_site] if torch_site else []), REPO, "epoch ")
         with open(out) as f:
             raw = json.load(f)
     train_acc = raw.get("training_accuracy_per_epoch") or [None] * epochs
-    record = {
-        "name": name,
-        "part": part,
-        "runs": module,
-        "date": _now(),
-        "env": env_vars,
-        "versions": raw["versions"],
-        "threads": raw["threads"],
-        "hyperparameters": dict(WORKSHOP_HPS, epochs=epochs, seed=seed),
-        "epochs": [
-            {"epoch": i + 1, "epoch_seconds": sec, "validation_accuracy": val, "train_accuracy": acc}
-            for i, (sec, val, acc) in enumerate(
-                zip(raw["epoch_seconds"], raw["validation_accuracy_per_epoch"], train_acc))
-        ],
-        "wall_seconds": wall,
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg()[0],
-    }
-    print("%-40s val %.4f  %.1f s/epoch (median)  wall %.0f s"
-          % (name, record["epochs"][-1]["validation_accuracy"], median_epoch(record), wall), flush=True)
-    return record
+    per_epoch = zip(raw["epoch_seconds"], raw["validation_accuracy_per_epoch"], train_acc)
+    return _record(
+        name, part, module, env_vars, wall, load_before, versions=raw["versions"], threads=raw["threads"],
+        hyperparameters=dict(WORKSHOP_HPS, epochs=epochs, seed=seed),
+        epochs=[{"epoch": i + 1, "epoch_seconds": sec, "validation_accuracy": val, "train_accuracy": acc}
+                for i, (sec, val, acc) in enumerate(per_epoch)],
+    )
 
 
 def median_epoch(record):
