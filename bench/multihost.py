@@ -134,7 +134,7 @@ def main(argv=None):
     write_summary("multihost", "Local mode on 1 vs 2 hosts (parameter server, dist_sync): mnist_mlp",
                   "bench/results/multihost.md", training=training, command=command,
                   notes=["2 cores: two hosts share them, so this measures the parameter server's overhead, "
-                         "not a speed-up; load average %s while it ran (other developers' jobs)"
+                         "not a speed-up; load average %s while it ran (the jobs' own processes count in it)"
                          % ", ".join("%.1f" % x for x in loads if x is not None)])
     print("wrote", os.path.relpath(args.output, REPO))
     return 0
@@ -154,8 +154,9 @@ def write_results(path, rows, command, loads, args):
         "- machine: %s" % machine(),
         "- date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "- command: `%s`" % command,
-        "- load average (1 min) before and after each row: %s — **the machine was shared with other developers'"
-        " test runs**, so the timings are noisy" % ", ".join("%.1f" % x for x in loads if x is not None),
+        "- load average (1 min) before and after each row: %s. Each row's own processes (up to two workers, two"
+        " servers and a scheduler) count in it; figures above about 3 mean other jobs shared the machine and the"
+        " timings are noisy" % ", ".join("%.1f" % x for x in loads if x is not None),
         "- %d epochs per job, %d job(s) per row (medians); s/epoch and samples/s are medians over epochs 2..N"
         " (the first warms up), summed over the workers" % (args.epochs, args.repeats),
         "",
