@@ -7,7 +7,10 @@ BIN    := $(VENV)/bin
 
 setup: $(VENV)/.installed
 
+# System packages first (a Java runtime, Fashion-MNIST): installed as root with apt-get, else the
+# command that installs them is printed. SMGLUON_SYSTEM_PACKAGES=skip installs nothing.
 $(VENV)/.installed: requirements/lock.txt setup.py
+	sh requirements/system-packages.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements/lock.txt
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation --use-pep517 -e .
@@ -21,6 +24,7 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Re-resolve requirements/base.in into a fresh lock file.
 lock:

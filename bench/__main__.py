@@ -28,8 +28,11 @@ BENCHMARKS = [
     ("fmnist_cnn", ["bench/fmnist_cnn.py"]),
     ("movielens_mf", ["bench/movielens_mf.py"]),
     ("dssm", ["bench/dssm.py"]),
+    ("nyc_flights", ["bench/nyc_flights.py"]),
     ("local_mode_overhead", ["bench/local_mode_overhead.py"]),
     ("serving", ["bench/serving.py"]),
+    ("byom", ["bench/byom.py"]),
+    ("soak", ["bench/soak.py"]),
     ("multihost", ["bench/multihost.py"]),
 ]
 

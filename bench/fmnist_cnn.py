@@ -49,6 +49,8 @@ sys.path[:0] = [os.path.join(REPO, "entry_points"), os.path.join(REPO, "lib")]
 
 import fmnist_cnn  # noqa: E402
 
+from smgluon import files  # noqa: E402
+
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 from bench import summary  # noqa: E402
@@ -166,10 +168,7 @@ def load_records(path=RESULTS_JSON):
 
 
 def _write_runs(runs, path):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"runs": runs}, f, indent=1)
-    os.replace(tmp, path)
+    files.write_json(path, {"runs": runs})
 
 
 def save_record(record, path=RESULTS_JSON):
@@ -256,9 +255,10 @@ def render(records, path=RESULTS_MD, summary_too=True):
     lines = [
         "# fmnist_cnn on Fashion-MNIST (60,000 train / 10,000 test)",
         "",
-        "- machine: %d CPUs (nproc), %s, %.1f GiB RAM; Python %s; mxnet %s (CPU); load averages per run below"
-        " (2 cores: above about 1, other jobs shared the machine and seconds are indicative; accuracies do not"
-        " depend on it)"
+        "- machine of the run that last wrote this file: %d CPUs (nproc), %s, %.1f GiB RAM; Python %s; mxnet %s"
+        " (CPU); rows of other dates may come from another CPU (those of 2026-11-21: Intel Xeon, avx512f), so"
+        " compare seconds only within a date; load averages per run below (2 cores: above about 1, other jobs"
+        " shared the machine and seconds are indicative; accuracies do not depend on it)"
         % (info["nproc"], info["cpu"], info["ram_gib"], platform.python_version(), fmnist_cnn.mx.__version__),
         "- code: commit %s" % git_head(("entry_points/fmnist_cnn.py", "lib")),
         "- command: `.venv/bin/python bench/fmnist_cnn.py` (see its docstring); our runs are"

@@ -35,6 +35,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from bench.summary import load_average, machine, write_summary  # noqa: E402
+from smgluon import files  # noqa: E402
 
 ROLE = "arn:aws:iam::111111111111:role/bench"
 RESULTS = os.path.join(REPO, "bench", "results", "multihost.md")
@@ -185,10 +186,7 @@ def write_results(path, rows, command, loads, args):
         "(the toolkit, the scheduler and the servers) and packaging model.tar.gz.",
         "",
     ]
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines))
-    os.replace(tmp, path)
+    files.write_text(path, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ local f = assert(io.open(os.getenv("SMGLUON_WRK_BODY"), "rb"))
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
-wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Content-Type"] = os.getenv("SMGLUON_WRK_CONTENT_TYPE") or "application/json"
 wrk.headers["Accept"] = "application/json"
 
 function done(summary, latency, requests)
@@ -399,16 +399,17 @@ def write_summary(args, table, info, load_after):
           "bench/results/serving.md", serving=rows, notes=notes, load=info["load_before"][0])
 
 
-def write_results(section, raw):
-    header = "# Serving (`python bench/serving.py`)\n\nNewest run first; see `bench/serving.py`.\n\n"
+def write_results(section, raw, path=RESULTS, json_path=RESULTS_JSON, title="Serving", script="bench/serving.py"):
+    """Puts ``section`` at the top of the results file (newest run first) and ``raw`` in its JSON file."""
+    header = "# %s (`python %s`)\n\nNewest run first; see `%s`.\n\n" % (title, script, script)
     old = ""
-    if os.path.exists(RESULTS):
-        with open(RESULTS) as f:
+    if os.path.exists(path):
+        with open(path) as f:
             old = f.read()
         old = old[len(header):] if old.startswith(header) else old
-    with open(RESULTS, "w") as f:
+    with open(path, "w") as f:
         f.write(header + section + ("\n" + old if old.strip() else ""))
-    with open(RESULTS_JSON, "w") as f:
+    with open(json_path, "w") as f:
         json.dump(raw, f, indent=1)
 
 

@@ -17,6 +17,8 @@ import platform
 import shlex
 import sys
 
+from smgluon import files
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(REPO, "bench", "results")
 REPORT = os.path.join(REPO, "bench", "results.md")
@@ -92,12 +94,8 @@ def write_summary(name, title, details, training=(), serving=(), overheads=(), n
         "overheads": list(overheads),
         "notes": list(notes),
     }
-    os.makedirs(RESULTS_DIR, exist_ok=True)
     path = os.path.join(RESULTS_DIR, name + SUFFIX)
-    with open(path + ".tmp", "w") as f:
-        json.dump(doc, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
+    files.write_text(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
     return path
 
 
@@ -177,8 +175,5 @@ def render(docs):
 
 def write_report(path=REPORT, results_dir=RESULTS_DIR):
     """Renders every summary into ``path`` (atomically); returns the path."""
-    text = render(load_summaries(results_dir))
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
+    files.write_text(path, render(load_summaries(results_dir)))
     return path

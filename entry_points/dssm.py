@@ -59,8 +59,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 import time
 import warnings
 
@@ -75,12 +73,15 @@ from smgluon import (
     context,
     cpu_speed,
     distributed,
+    export,
     failure,
     kvstore,
     metrics,
     ranking,
+    recommend,
     script,
     serving,
+    training,
 )
 from smgluon.hyperparameters import Hyperparameter as HP
 from smgluon.hyperparameters import Hyperparameters
@@ -106,22 +107,32 @@ HYPERPARAMETERS = Hyperparameters(
     [
         HP("num_factors", int, 64, "size k of the user and item vectors", min=2, max=1024, tune=[32, 64, 128]),
         HP("hidden", int, 128, "units of each tower's hidden Dense layer", min=1, max=4096, tune=[64, 128, 256]),
-        HP("dropout", float, 0.3, "dropout after each tower's hidden layer", min=0.0, max=0.9, tune=(0.0, 0.6)),
+        HP("dropout", float, 0.2, "dropout after each tower's hidden layer", min=0.0, max=0.9, tune=(0.0, 0.6)),
         HP(
             "loss",
             str,
-            "softmax",
-            "cosine: |cos - label| with sampled negatives (the workshop's CosineLoss); softmax: in-batch softmax",
-            choices=["cosine", "softmax"],
-            tune=["cosine", "softmax"],
+            "full_softmax",
+            "full_softmax: softmax over every movie of training; softmax: over the batch's movies; "
+            "cosine: |cos - label| with sampled negatives (the workshop's CosineLoss)",
+            choices=["cosine", "softmax", "full_softmax"],
+            tune=["cosine", "softmax", "full_softmax"],
         ),
         HP("negatives", int, 4, "sampled unrated items per positive (cosine loss)", min=1, max=100, tune=[1, 2, 4, 8]),
-        HP("temperature", float, 0.1, "softmax temperature (softmax loss)", min=0.01, max=10.0, tune=(0.02, 0.5)),
+        HP(
+            "temperature", float, 0.1, "softmax temperature (both softmax losses)", min=0.01, max=10.0, tune=(0.02, 0.5)
+        ),
         HP(
             "logq_correction",
             bool,
             True,
             "subtract log(item frequency) from in-batch logits (softmax loss): popular items are not over-penalised",
+            tune=[True, False],
+        ),
+        HP(
+            "exclude_rated",
+            bool,
+            True,
+            "full_softmax: the user's other movies rated in training are not negatives (as in the evaluation)",
             tune=[True, False],
         ),
         HP("positive_threshold", int, 4, "ratings >= this are positives (training and evaluation)", min=1, max=5),
@@ -151,13 +162,7 @@ HYPERPARAMETERS = Hyperparameters(
         HP("log_interval", int, 0, "log the training loss every N batches (0: once per epoch)", min=0),
         HP("max_train_samples", int, 0, "train on the first N training ratings only (0: all)", min=0),
         HP("seed", int, 42, "random seed for the split, initialisation, shuffling and negatives", min=0),
-        HP(
-            "kvstore",
-            str,
-            "auto",
-            "kvstore type (auto: chosen from hosts and GPUs)",
-            choices=["auto"] + list(kvstore.KVSTORE_TYPES),
-        ),
+        kvstore.HYPERPARAMETER,
     ],
     description="Train a DSSM two-tower recommender (content item tower, user tower) on MovieLens-100k.",
 )
@@ -278,8 +283,7 @@ def build_net(catalog, hps, ctx, several_hosts=False):
     Over several hosts MXNet 1.9.1's parameter servers abort on row_sparse pushes (as for movielens_mf).
     static_alloc is used there too: the hosts' weights drifting apart, once blamed on it, came from
     MXNet's lazy broadcast in the first step (:func:`_train` calls :func:`smgluon.distributed.init_trainer`);
-    it happened without static_alloc too (7 of 10 two-host runs), and with init_trainer and static_alloc
-    in none of 56.
+    it happened without static_alloc too, and not with init_trainer (bench/results/findings.md).
     """
     mx.random.seed(hps["seed"])
     net = DSSM(catalog, hps, sparse_grad=not several_hosts)
@@ -338,7 +342,7 @@ def take_csr(parts, rows, num_columns, ctx=None):
     )
 
 
-class Catalog:
+class Catalog(recommend.Catalog):
     """The movies, the users and what the towers read about them; saved beside the model for serving.
 
     Args:
@@ -351,22 +355,17 @@ class Catalog:
     """
 
     def __init__(self, items, users, vocabulary, seen, user_history, cold_item_ids=()):
-        self.item_ids = [int(i) for i in items["ids"]]
-        self.titles = list(items["titles"])
+        super().__init__(users["ids"], items["ids"], items["titles"], seen)
         self.years = [int(y) for y in items["years"]]
         self.genres = [sorted(int(g) for g in gs) for gs in items["genres"]]
-        self.user_ids = [int(u) for u in users["ids"]]
         self.ages = [int(a) for a in users["ages"]]
         self.genders = list(users["genders"])
         self.occupations = list(users["occupations"])
         self.zip_codes = list(users["zip_codes"])
         self.vocabulary = list(vocabulary)
-        self.seen = [sorted(int(i) for i in s) for s in seen]
         self.user_history = bool(user_history)
         self.cold_item_ids = [int(i) for i in cold_item_ids]
 
-        self.item_index = {i: n for n, i in enumerate(self.item_ids)}
-        self.user_index = {u: n for n, u in enumerate(self.user_ids)}
         self.word_index = {w: n for n, w in enumerate(self.vocabulary)}
         self.occupation_names = sorted(set(self.occupations))
         self.genre_index = {g.lower(): n for n, g in enumerate(GENRES)}
@@ -448,6 +447,8 @@ class Data:
         negative_pool (numpy.ndarray): item rows negatives are drawn from (movies with training ratings).
         split (smgluon.ranking.Split): the evaluation split; None for ``split="none"``.
         log_frequency (numpy.ndarray): per item row, log of its share of the positives (for logQ correction).
+        catalog_adjust (numpy.ndarray): float32 (1, items): 0 for the movies of training, -1e4 for the others,
+            added to the full softmax's logits so that a cold movie is never a negative (nor ever trained).
     """
 
     def __init__(self, catalog, positives, rated, negative_pool, split):
@@ -455,6 +456,8 @@ class Data:
         self.negative_pool, self.split = negative_pool, split
         counts = np.bincount(positives[:, 1], minlength=len(catalog.item_ids))
         self.log_frequency = np.log(np.maximum(counts, 1) / max(len(positives), 1))
+        self.catalog_adjust = np.full((1, len(catalog.item_ids)), -1e4, dtype=np.float32)
+        self.catalog_adjust[0, negative_pool] = 0.0
 
 
 def load_data(channel_dirs, hps):
@@ -523,17 +526,6 @@ def load_data(channel_dirs, hps):
     rated[t_users, t_items] = True
     positives = np.stack([t_users[positive], t_items[positive]], axis=1)
     return Data(catalog, positives, rated, in_training, split)
-
-
-def sample_negatives(rng, users, count, pool, rated, max_tries=20):
-    """``count`` item rows per user row drawn uniformly from ``pool``, redrawn while the user rated them."""
-    negatives = pool[rng.randint(len(pool), size=(len(users), count))]
-    for _ in range(max_tries):
-        clash = rated[users[:, None], negatives]
-        if not clash.any():
-            break
-        negatives[clash] = pool[rng.randint(len(pool), size=int(clash.sum()))]
-    return negatives
 
 
 # ---------------------------------------------------------------- train / evaluate
@@ -644,10 +636,31 @@ class InBatchSoftmaxLoss(gluon.HybridBlock):
         return self.xent(logits / self.temperature + adjust, labels)
 
 
+class FullSoftmaxLoss(gluon.HybridBlock):
+    """Softmax over every movie of the catalogue (cheap here: both towers already run over all of them).
+
+    ``adjust`` (1, items): 0 for the movies of training, -1e4 for the others (cold movies are never a negative).
+    """
+
+    def __init__(self, temperature, **kwargs):
+        super().__init__(**kwargs)
+        self.temperature = temperature
+        self.xent = gluon.loss.SoftmaxCrossEntropyLoss()
+
+    def hybrid_forward(self, F, user_vectors, item_vectors, users, adjust, labels):
+        logits = F.dot(F.take(user_vectors, users), item_vectors, transpose_b=True)
+        return self.xent(F.broadcast_add(logits / self.temperature, adjust), labels)
+
+
 def build_loss(hps, hybridize=True):
     """The loss block of ``hps["loss"]``, hybridized, but not with static_alloc: MXNet 1.9 then computes
     wrong gradients for the softmax loss (a test compares both losses with their imperative gradients)."""
-    loss_fn = CosineLoss() if hps["loss"] == "cosine" else InBatchSoftmaxLoss(hps["temperature"])
+    if hps["loss"] == "cosine":
+        loss_fn = CosineLoss()
+    elif hps["loss"] == "full_softmax":
+        loss_fn = FullSoftmaxLoss(hps["temperature"])
+    else:
+        loss_fn = InBatchSoftmaxLoss(hps["temperature"])
     if hybridize:
         loss_fn.hybridize()
     return loss_fn
@@ -657,10 +670,16 @@ def _loss_inputs(data, positives, rng, hps, ctx):
     """One batch's loss inputs (rows into the user and item vectors, labels or mask), on ``ctx``."""
     users, items = positives[:, 0], positives[:, 1]
     if hps["loss"] == "cosine":
-        negatives = sample_negatives(rng, users, hps["negatives"], data.negative_pool, data.rated)
+        negatives = recommend.sample_negatives(rng, users, hps["negatives"], data.negative_pool, data.rated)
         items = np.concatenate([items[:, None], negatives], axis=1)
         extra = [np.zeros(items.shape, dtype=np.float32)]
         extra[0][:, 0] = 1.0
+    elif hps["loss"] == "full_softmax":
+        adjust = data.catalog_adjust
+        if hps["exclude_rated"]:
+            adjust = adjust + np.where(data.rated[users], np.float32(-1e4), np.float32(0))
+            adjust[np.arange(len(items)), items] = 0.0
+        return [mx.nd.array(a, ctx=ctx) for a in (users, adjust, items)]
     else:
         duplicate = (items[:, None] == items[None, :]) & ~np.eye(len(items), dtype=bool)
         adjust = np.where(duplicate, -1e4, 0.0)
@@ -692,33 +711,27 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
 
 def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     ctx = context.contexts(num_gpus)[0]
-    kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"])
-    kv = distributed.create_kvstore(kv_type) if kv_type.startswith("dist") else mx.kv.create(kv_type)
-    several_hosts = kv_type.startswith("dist")
+    kv = training.create_kvstore(hosts, num_gpus, hps["kvstore"])
+    several_hosts = training.is_distributed(kv)
     workers = distributed.Workers(kv)
     data = load_data(channel_input_dirs, hps)
-    # every host reads all of ml-100k; each worker trains on its rank's share of the positives, a new one per epoch
-    sampler = distributed.EpochSampler(len(data.positives), workers, hps["seed"])
+    # Each worker trains on its share of the positives (a new one each epoch), the same number of batches everywhere.
     batch_size = hps["batch_size"]
-    num_batches = sampler.num_batches(batch_size)
-    if num_batches == 0:
-        raise channels.ChannelError(
-            "%d training positives per worker (%d workers) for batch_size %d: lower batch_size"
-            % (sampler.per_worker, workers.num_workers, batch_size)
-        )
+    sampler, num_batches = distributed.training_plan(
+        workers, len(data.positives), hps["seed"], batch_size, unit="training positives"
+    )
 
     net = build_net(data.catalog, hps, ctx, several_hosts)
     net.split = data.split
-    optimizer_params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
-    if hps["optimizer"] in ("sgd", "nag"):
-        optimizer_params["momentum"] = hps["momentum"]
-    trainer = gluon.Trainer(
-        net.collect_params(), hps["optimizer"], optimizer_params, kvstore=kv, **distributed.trainer_kwargs(kv)
-    )
+    trainer = training.create_trainer(net.collect_params(), hps, [ctx], kv)
     loss_fn = build_loss(hps)
     checkpoint_dir = kwargs.get("checkpoint_dir")
     first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, [ctx]) + 1
-    log = metrics.MetricsLogger(kwargs.get("output_data_dir"), extra={"workload": "dssm", "hyperparameters": hps})
+    log = metrics.MetricsLogger(
+        kwargs.get("output_data_dir"),
+        extra={"workload": "dssm", "hyperparameters": hps},
+        history=checkpoints.history(checkpoint_dir, first_epoch - 1),
+    )
     if data.split is not None:
         logger.info("split: %s", json.dumps(data.split.summary()))
 
@@ -731,7 +744,7 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         # Every worker takes rank 0's parameters before the first batch. Left to MXNet, that broadcast runs
         # inside the first trainer.step() beside the step's gradient allreduce, and its pull can come back
         # with the summed gradient: that worker's weight then is the gradient, and the hosts' nets (and
-        # ranking metrics) differ for the rest of the job (7 of 10 two-host runs). One forward pass gives
+        # ranking metrics) differ for the rest of the job (bench/results/findings.md). One forward pass gives
         # the parameters their shapes first. Not on one host: there is nothing to broadcast, and this
         # dropout-free pass would initialise the item tower before the first batch's user-tower dropout
         # draws instead of after them, changing the seeded single-host results.
@@ -740,7 +753,7 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         distributed.init_trainer(trainer)
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
-        order = sampler.epoch()
+        order = sampler.epoch(epoch)
         loss_sum = mx.nd.zeros((1,), ctx=ctx)
         for b in range(num_batches):
             batch = data.positives[order[b * batch_size : (b + 1) * batch_size]]
@@ -769,10 +782,7 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         values = {"train_loss": loss_total / seen}
         if data.split is not None:
             values.update(evaluate(net, data.split))
-        values.update(samples_per_sec=seen / seconds, epoch_seconds=seconds)
-        log.log(epoch, **values)
-        if checkpoint_dir:
-            checkpoints.save(checkpoint_dir, epoch, net, trainer)
+        training.end_epoch(log, epoch, values, seen, seconds, checkpoint_dir, net, trainer)
     if log.history:
         log.finish()
     return net
@@ -788,29 +798,19 @@ def save(net, model_dir):
     features (B, 5) float32; ``data1``: the CSR bag of rated items; a lone ``data``
     without ``user_history``), ``item_tower-symbol.json`` / ``-0000.params`` (``data0``:
     the title's CSR bag of words, ``data1``: genre flags and year bucket (B, 20)),
-    and ``model-catalog.json`` (movies, users, vocabulary, items seen in training).
-    They are written to a temporary directory first and moved in, so a failure
-    leaves no half-written model.
+    and ``model-catalog.json`` (movies, users, vocabulary, items seen in training),
+    moved in only once all are written (:func:`smgluon.export.export_model`).
 
     Args:
         net (DSSM): a trained net with its ``catalog``.
         model_dir (str): destination directory.
     """
-    os.makedirs(model_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-model-", dir=model_dir)
-    try:
-        catalog = net.catalog
-        ctx = _context(net)
-        # the export needs a cached graph: run each tower once
-        net.user_tower(*catalog.user_inputs([0], ctx))
-        net.item_tower(*catalog.item_inputs([0], ctx))
-        for name in TOWERS:
-            getattr(net, name).export(os.path.join(tmp, name), epoch=0)
-        metrics.write_json_atomic(os.path.join(tmp, CATALOG_FILE), catalog.to_json())
-        for name in MODEL_FILES:
-            os.replace(os.path.join(tmp, name), os.path.join(model_dir, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    catalog, ctx = net.catalog, _context(net)
+    towers = {
+        "user_tower": (net.user_tower, catalog.user_inputs([0], ctx)),
+        "item_tower": (net.item_tower, catalog.item_inputs([0], ctx)),
+    }
+    export.export_model(towers, model_dir, extra_files={CATALOG_FILE: catalog.to_json()})
 
 
 def model_fn(model_dir):
@@ -859,13 +859,6 @@ def _integer(payload, key, low, high, what):
     return value
 
 
-def _row(payload, key, index, what):
-    value = _integer(payload, key, -(2**63), 2**63 - 1, "an integer %s id" % what)
-    if value not in index:
-        raise serving.RequestError("unknown %s %d: the model knows %d %ss" % (key, value, len(index), what))
-    return index[value]
-
-
 def _genres(value, catalog):
     if value is None:
         return []
@@ -910,18 +903,6 @@ def _parse_request(data, content_type, catalog):
     return kind, payload
 
 
-def _top(scores, k, exclude=()):
-    scores = scores.astype(np.float64)
-    scores[list(exclude)] = -np.inf
-    best = np.argsort(-scores, kind="stable")[:k]
-    return [int(i) for i in best if np.isfinite(scores[i])], scores
-
-
-def _items_answer(model, rows, scores):
-    c = model.catalog
-    return [{"item_id": c.item_ids[i], "title": c.titles[i], "score": round(float(scores[i]), 4)} for i in rows]
-
-
 @serving.answer_request_errors
 def transform_fn(model, data, input_content_type, output_content_type):
     """Recommends movies for a user, movies like a movie, or users for a movie never seen in training.
@@ -940,26 +921,24 @@ def transform_fn(model, data, input_content_type, output_content_type):
     """
     model = recommender(model)
     catalog = model.catalog
-    accept, _ = serving.media_type(output_content_type or "application/json")
-    if accept not in ("application/json", "*/*"):
-        raise serving.RequestError("unsupported accept type %r: this model answers application/json" % accept, 406)
+    serving.accept_json(output_content_type)
     kind, payload = _parse_request(data, input_content_type, catalog)
     k = payload["top_k"]
     if kind == "user_id":
-        user = _row(payload, "user_id", catalog.user_index, "user")
-        best, scores = _top(model.item_vectors @ model.user_vectors[user], k, catalog.seen[user])
-        answer = {"user_id": catalog.user_ids[user], "recommendations": _items_answer(model, best, scores)}
+        user = recommend.request_row(payload, "user_id", catalog.user_index, "user")
+        best, scores = recommend.top_k(model.item_vectors @ model.user_vectors[user], k, catalog.seen[user])
+        answer = {"user_id": catalog.user_ids[user], "recommendations": recommend.items_answer(catalog, best, scores)}
     elif kind == "item_id":
-        item = _row(payload, "item_id", catalog.item_index, "item")
-        best, scores = _top(model.item_vectors @ model.item_vectors[item], k, [item])
+        item = recommend.request_row(payload, "item_id", catalog.item_index, "item")
+        best, scores = recommend.top_k(model.item_vectors @ model.item_vectors[item], k, [item])
         answer = {
             "item_id": catalog.item_ids[item],
             "title": catalog.titles[item],
-            "similar_items": _items_answer(model, best, scores),
+            "similar_items": recommend.items_answer(catalog, best, scores),
         }
     else:
         vector, known, unknown = model.new_item_vector(payload["title"], payload["genres"], payload.get("year"))
-        best, scores = _top(model.user_vectors @ vector, k)
+        best, scores = recommend.top_k(model.user_vectors @ vector, k)
         answer = {
             "title": payload["title"],
             "genres": [GENRES[g] for g in payload["genres"]],

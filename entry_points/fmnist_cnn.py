@@ -153,13 +153,7 @@ HYPERPARAMETERS = Hyperparameters(
         HP("max_train_samples", int, 0, "train on the first N samples only (0: all)", min=0),
         HP("max_eval_samples", int, 0, "evaluate on the first N samples only (0: all)", min=0),
         HP("seed", int, 42, "random seed for initialisation, shuffling and augmentation", min=0),
-        HP(
-            "kvstore",
-            str,
-            "auto",
-            "kvstore type (auto: chosen from hosts and GPUs)",
-            choices=["auto"] + list(kvstore.KVSTORE_TYPES),
-        ),
+        kvstore.HYPERPARAMETER,
     ],
     description="Train the workshop's CNN on Fashion-MNIST or MNIST IDX files.",
 )
@@ -303,20 +297,6 @@ def lr_scheduler(hps, num_batches):
     return None
 
 
-def make_trainer(net, hps, ctx, kv, num_batches):
-    params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
-    if hps["optimizer"] in ("sgd", "nag"):
-        params["momentum"] = hps["momentum"]
-    scheduler = lr_scheduler(hps, num_batches)
-    if scheduler is not None:
-        params["lr_scheduler"] = scheduler
-    kwargs = distributed.trainer_kwargs(kv)
-    # The optimizer runs on the servers (pickled there) unless the workers update themselves.
-    on_servers = not isinstance(kv, str) and "update_on_kvstore" not in kwargs
-    optimizer = cpu_speed.create_optimizer(hps["optimizer"], params, ctx, on_servers)
-    return gluon.Trainer(net.collect_params(), optimizer, kvstore=kv, **kwargs)
-
-
 def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     """Trains the CNN; the signature of the legacy SageMaker ``train`` hook the workshop calls.
 
@@ -342,10 +322,7 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
 
 def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     ctx = list(kwargs.get("ctx") or context.contexts(num_gpus))
-    kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"])
-    # Only a distributed kvstore is created here (it ranks the workers); for one host the
-    # Trainer gets the type name and skips the kvstore on a single device.
-    kv = distributed.create_kvstore(kv_type) if kv_type.startswith("dist") else kv_type
+    kv = training.create_kvstore(hosts, num_gpus, hps["kvstore"])
     workers = distributed.Workers(kv)
     (x_train, y_train), test = load_data(channel_input_dirs, hps)
     # Each worker trains on its shard (a new one each epoch) and evaluates its slice of the
@@ -356,19 +333,24 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         test = distributed.evaluation_shard(test, workers)
 
     net = build_net(ctx, hps)
-    trainer = make_trainer(net, hps, ctx, kv, num_batches)
+    trainer = training.create_trainer(net.collect_params(), hps, ctx, kv, lr_scheduler=lr_scheduler(hps, num_batches))
     step_fn = training.ClassifierStep(net)
     step_fn.hybridize(static_alloc=True, static_shape=True)
     checkpoint_dir = kwargs.get("checkpoint_dir")
     first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
     distributed.init_trainer(trainer)  # every worker starts from rank 0's parameters
-    log = metrics.MetricsLogger(kwargs.get("output_data_dir"), extra={"workload": "fmnist_cnn", "hyperparameters": hps})
+    log = metrics.MetricsLogger(
+        kwargs.get("output_data_dir"),
+        extra={"workload": "fmnist_cnn", "hyperparameters": hps},
+        history=checkpoints.history(checkpoint_dir, first_epoch - 1),
+    )
 
-    for _ in range(1, first_epoch):
-        sampler.epoch()  # a resumed run shuffles as the uninterrupted one would
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
-        order = mx.nd.array(sampler.epoch(), dtype=np.int64)
+        # Dropout and augmentation draw from a stream seeded per epoch and worker, so a run resumed
+        # from a checkpoint draws what an uninterrupted run draws.
+        mx.random.seed(hps["seed"] + 1000 * epoch + workers.rank)
+        order = mx.nd.array(sampler.epoch(epoch), dtype=np.int64)
         xs, ys = x_train.take(order), y_train.take(order)
         # Per-batch sums stay on the device and are added up only at log points and at the
         # end of the epoch: reading them forces a sync.
@@ -535,9 +517,7 @@ def transform_fn(net, data, input_content_type, output_content_type):
     labels = _labels(net)
     placement = PLACEMENT["mnist" if labels == CLASS_NAMES["mnist"] else "fashion-mnist"]
     batch, options = _parse_request(data, input_content_type, placement)
-    accept, params = serving.media_type(output_content_type or "application/json")
-    if accept not in ("application/json", "*/*"):
-        raise serving.RequestError("unsupported accept type %r: this model answers application/json" % accept, 406)
+    params = serving.accept_json(output_content_type)
     params.update(options)  # the JSON body's options win over the Accept header's
     top_k = _top_k(params["top_k"]) if "top_k" in params else 0
     probabilities = _flag(params, "probabilities", False)

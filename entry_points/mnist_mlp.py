@@ -31,8 +31,6 @@ Answer (``application/json``): ``{"predictions": [7, 2, ...]}``, plus
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 
 import mxnet as mx
@@ -40,7 +38,20 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from smgluon import channels, checkpoints, context, cpu_speed, distributed, failure, kvstore, metrics, script, serving
+from smgluon import (
+    channels,
+    checkpoints,
+    context,
+    cpu_speed,
+    distributed,
+    export,
+    failure,
+    kvstore,
+    metrics,
+    script,
+    serving,
+    training,
+)
 from smgluon.hyperparameters import Hyperparameter as HP
 from smgluon.hyperparameters import Hyperparameters
 
@@ -65,13 +76,7 @@ HYPERPARAMETERS = Hyperparameters(
         HP("max_train_samples", int, 0, "train on the first N samples only (0: all)", min=0),
         HP("max_eval_samples", int, 0, "evaluate on the first N samples only (0: all)", min=0),
         HP("seed", int, 42, "random seed for initialisation and shuffling", min=0),
-        HP(
-            "kvstore",
-            str,
-            "auto",
-            "kvstore type (auto: chosen from hosts and GPUs)",
-            choices=["auto"] + list(kvstore.KVSTORE_TYPES),
-        ),
+        kvstore.HYPERPARAMETER,
     ],
     description="Train the workshop's MLP on MNIST or Fashion-MNIST IDX files.",
 )
@@ -100,23 +105,6 @@ class MLP(gluon.HybridBlock):
         # Scaling inside the graph: uint8 batches train without a float copy of the
         # data set, and the exported symbol takes the same pixels as every client.
         return self.body(F.cast(x, "float32") * (1.0 / MAX_PIXEL))
-
-
-class TrainStep(gluon.HybridBlock):
-    """One batch's forward pass, summed loss and number of correct predictions, as one cached graph.
-
-    With the loss and the accuracy inside the hybridized graph, a batch costs three
-    engine calls from Python (graph, backward, update) instead of about a dozen.
-    """
-
-    def __init__(self, net, **kwargs):
-        super().__init__(**kwargs)
-        self.net = net
-        self.loss = gluon.loss.SoftmaxCrossEntropyLoss()
-
-    def hybrid_forward(self, F, x, y):
-        out = self.net(x)
-        return F.sum(self.loss(out, y)), F.sum(F.argmax(out, axis=1) == y)
 
 
 def build_net(ctx, seed):
@@ -152,24 +140,9 @@ def load_data(channel_dirs, hps):
 # ---------------------------------------------------------------- train / evaluate
 
 
-def count_correct(net, x, y, ctx):
-    """Correct predictions of ``net`` on (x, y), computed in large batches with one sync at the end."""
-    correct = mx.nd.zeros((1,), ctx=ctx[0])
-    for start in range(0, len(x), EVAL_BATCH):
-        xb = x[start : start + EVAL_BATCH].as_in_context(ctx[0])
-        yb = y[start : start + EVAL_BATCH].as_in_context(ctx[0])
-        correct += (net(xb).argmax(axis=1) == yb).sum()
-    return float(correct.asscalar())
-
-
 def evaluate(net, x, y, ctx):
     """Accuracy of ``net`` on (x, y)."""
-    return count_correct(net, x, y, ctx) / len(x)
-
-
-def _total(terms):
-    """The sum of a list of one-element NDArrays, as a float (one engine call, one sync)."""
-    return float(mx.nd.add_n(*terms).asscalar()) if terms else 0.0
+    return training.count_correct(net, x, y, ctx, EVAL_BATCH) / len(x)
 
 
 def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
@@ -195,10 +168,7 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
 
 def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     ctx = context.contexts(num_gpus)
-    kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"])
-    # Only a distributed kvstore is created here (it ranks the workers); for one host the
-    # Trainer gets the type name and skips the kvstore on a single device.
-    kv = distributed.create_kvstore(kv_type) if kv_type.startswith("dist") else kv_type
+    kv = training.create_kvstore(hosts, num_gpus, hps["kvstore"])
     workers = distributed.Workers(kv)
     (x_train, y_train), test = load_data(channel_input_dirs, hps)
     # Each worker trains on its shard (a new one each epoch) and evaluates its slice of the
@@ -209,44 +179,35 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         test = distributed.evaluation_shard(test, workers)
 
     net = build_net(ctx, hps["seed"])
-    optimizer_params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
-    if hps["optimizer"] in ("sgd", "nag"):
-        optimizer_params["momentum"] = hps["momentum"]
-    trainer_kwargs = distributed.trainer_kwargs(kv)
-    # The optimizer runs on the servers (pickled there) unless the workers update themselves.
-    on_servers = not isinstance(kv, str) and "update_on_kvstore" not in trainer_kwargs
-    optimizer = cpu_speed.create_optimizer(hps["optimizer"], optimizer_params, ctx, on_servers)
-    trainer = gluon.Trainer(net.collect_params(), optimizer, kvstore=kv, **trainer_kwargs)
-    step_fn = TrainStep(net)
+    trainer = training.create_trainer(net.collect_params(), hps, ctx, kv)
+    step_fn = training.ClassifierStep(net)
     step_fn.hybridize(static_alloc=True, static_shape=True)
     checkpoint_dir = kwargs.get("checkpoint_dir")
     first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
     net(x_train[:1].as_in_context(ctx[0]))  # the parameters get their shapes
     distributed.init_trainer(trainer)  # every worker starts from rank 0's parameters
-    log = metrics.MetricsLogger(kwargs.get("output_data_dir"), extra={"workload": "mnist_mlp", "hyperparameters": hps})
+    log = metrics.MetricsLogger(
+        kwargs.get("output_data_dir"),
+        extra={"workload": "mnist_mlp", "hyperparameters": hps},
+        history=checkpoints.history(checkpoint_dir, first_epoch - 1),
+    )
 
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
-        order = mx.nd.array(sampler.epoch(), dtype=np.int64)
+        order = mx.nd.array(sampler.epoch(epoch), dtype=np.int64)
         xs, ys = x_train.take(order), y_train.take(order)
         # Per-batch sums stay on the device and are added up only at log points and at the
         # end of the epoch: reading them forces a sync.
         loss_terms, correct_terms = [], []
         for i in range(num_batches):
-            xb, yb = xs[i * batch_size : (i + 1) * batch_size], ys[i * batch_size : (i + 1) * batch_size]
-            xparts = (
-                gluon.utils.split_and_load(xb, ctx, even_split=False) if len(ctx) > 1 else [xb.as_in_context(ctx[0])]
-            )
-            yparts = (
-                gluon.utils.split_and_load(yb, ctx, even_split=False) if len(ctx) > 1 else [yb.as_in_context(ctx[0])]
-            )
+            batch = slice(i * batch_size, (i + 1) * batch_size)
+            xparts, yparts = training.split(xs[batch], ctx), training.split(ys[batch], ctx)
             with autograd.record():
                 results = [step_fn(x, y) for x, y in zip(xparts, yparts)]
             autograd.backward([batch_loss for batch_loss, _ in results])
             trainer.step(batch_size)
-            for batch_loss, batch_correct in results:
-                loss_terms.append(batch_loss.as_in_context(ctx[0]))
-                correct_terms.append(batch_correct.as_in_context(ctx[0]))
+            loss_terms.extend(batch_loss.as_in_context(ctx[0]) for batch_loss, _ in results)
+            correct_terms.extend(correct.as_in_context(ctx[0]) for _, correct in results)
             if hps["log_interval"] and (i + 1) % hps["log_interval"] == 0:
                 seen = (i + 1) * batch_size
                 logger.info(
@@ -254,12 +215,12 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
                     epoch,
                     i + 1,
                     num_batches,
-                    _total(loss_terms) / seen,
+                    training.total(loss_terms) / seen,
                     seen / (time.time() - tic),
                 )
-        loss, correct = _total(loss_terms), _total(correct_terms)  # waits for the epoch's last batch
+        loss, correct = training.total(loss_terms), training.total(correct_terms)  # waits for the last batch
         seconds = time.time() - tic
-        valid = count_correct(net, test[0], test[1], ctx) if test is not None else 0.0
+        valid = training.count_correct(net, test[0], test[1], ctx, EVAL_BATCH) if test is not None else 0.0
         workers.check_same_parameters(net.collect_params(), "after epoch %d" % epoch)  # a clear error, not drift
         # One sum over the workers: the metrics of the whole training and test sets.
         loss, correct, seen, valid, n_valid = workers.allreduce(
@@ -268,10 +229,7 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         values = {"train_loss": loss / seen, "train_accuracy": correct / seen}
         if test is not None:
             values["validation_accuracy"] = valid / n_valid
-        values.update(samples_per_sec=seen / seconds, epoch_seconds=seconds)
-        log.log(epoch, **values)
-        if checkpoint_dir:
-            checkpoints.save(checkpoint_dir, epoch, net, trainer)
+        training.end_epoch(log, epoch, values, seen, seconds, checkpoint_dir, net, trainer)
     if log.history:
         log.finish()
     return net
@@ -283,24 +241,16 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
 def save(net, model_dir):
     """Writes the model the default MXNet handler, ``MXNetModel`` and :func:`model_fn` load.
 
-    Files: ``model-symbol.json``, ``model-0000.params`` and ``model-shapes.json``.
-    They are written to a temporary directory first and moved in, so a failure
-    leaves no half-written model.
+    Files: ``model-symbol.json``, ``model-0000.params`` and ``model-shapes.json``,
+    moved in only once all are written (:func:`smgluon.export.export_model`).
 
     Args:
-        net (MLP): a trained net that has run forward at least once (hybridized).
+        net (MLP): a trained, hybridized net.
         model_dir (str): destination directory.
     """
-    os.makedirs(model_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-model-", dir=model_dir)
-    try:
-        net(mx.nd.zeros((1, IMAGE_SIZE), dtype=np.uint8))  # the export needs a cached graph
-        net.export(os.path.join(tmp, "model"), epoch=0)
-        metrics.write_json_atomic(os.path.join(tmp, "model-shapes.json"), [{"name": "data", "shape": [1, IMAGE_SIZE]}])
-        for name in ("model-symbol.json", "model-0000.params", "model-shapes.json"):
-            os.replace(os.path.join(tmp, name), os.path.join(model_dir, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    export.export_model(
+        net, model_dir, [mx.nd.zeros((1, IMAGE_SIZE), dtype=np.uint8)], [{"name": "data", "shape": [1, IMAGE_SIZE]}]
+    )
 
 
 def model_fn(model_dir):
@@ -388,9 +338,7 @@ def transform_fn(net, data, input_content_type, output_content_type):
             model server the client gets its status and message (no traceback).
     """
     batch, probabilities = _parse_request(data, input_content_type)
-    accept, params = serving.media_type(output_content_type or "application/json")
-    if accept not in ("application/json", "*/*"):
-        raise serving.RequestError("unsupported accept type %r: this model answers application/json" % accept, 406)
+    params = serving.accept_json(output_content_type)
     probabilities = probabilities or params.get("probabilities", "").lower() == "true"
     scores = serving.predict(net, batch)
     answer = {"predictions": scores.argmax(axis=1).tolist()}

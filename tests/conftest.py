@@ -125,3 +125,33 @@ def mnist_dirs(tmp_path_factory):
 def mnist_small_dirs(tmp_path_factory):
     """2k train / 500 test images, for tests that only need a working model."""
     return write_mnist_split(str(tmp_path_factory.mktemp("mnist_small")), 2000, 500)
+
+
+def resumed_and_uninterrupted(train, channels, hps, tmp_path):
+    """The last epoch's metrics of a two-epoch run resumed from epoch 1's checkpoint, and of one run straight through.
+
+    Timings are left out: only what the data order and the weights decide is compared.
+    """
+    runs = {}
+    for name, stops in (("resumed", (1, 2)), ("uninterrupted", (2,))):
+        for epochs in stops:
+            out = tmp_path / name / str(epochs)
+            train(
+                channels,
+                dict(hps, epochs=epochs),
+                ["local"],
+                0,
+                checkpoint_dir=str(tmp_path / name / "ckpt"),
+                output_data_dir=str(out),
+            )
+        last = json.load(open(str(out / "metrics.json")))["epochs"][-1]
+        runs[name] = {k: v for k, v in last.items() if k not in ("samples_per_sec", "epoch_seconds")}
+    return runs["resumed"], runs["uninterrupted"]
+
+
+def readme_hyperparameter_table(workload):
+    """The README's hyperparameter table of ``workload``, between its generated-section markers."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    start, end = "<!-- hyperparameters:%s -->\n" % workload, "\n<!-- /hyperparameters:%s -->" % workload
+    return readme.split(start)[1].split(end)[0]

@@ -2,6 +2,8 @@
 
 import os
 import socket
+import subprocess
+import sys
 import time
 
 import psutil
@@ -18,6 +20,34 @@ def mxnet_estimator(session, entry_point, source_dir=FIXTURES, dependencies=None
     return MXNet(entry_point=entry_point, source_dir=source_dir, dependencies=dependencies or [],
                  role=ROLE, instance_count=instance_count, instance_type="local", framework_version="1.9.0",
                  py_version="py38", sagemaker_session=session, **kwargs)
+
+
+def pip_freeze():
+    """``pip freeze --all`` of the environment running the tests (the user's environment for a job)."""
+    return subprocess.run([sys.executable, "-m", "pip", "freeze", "--all"], check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL).stdout.decode()
+
+
+def fit_needing_package(estimator, package, inputs=None):
+    """``estimator.fit(inputs)`` for a job whose requirements.txt lists ``package``, which must not be here.
+
+    Skips the test when ``package`` is importable here (the job would not show it was installed for
+    the job alone) or when the job's pip found no such package on the configured index.
+    """
+    import pytest
+
+    try:
+        __import__(package)
+    except ImportError:
+        pass
+    else:
+        pytest.skip("%s is installed in this environment; the test needs it absent" % package)
+    try:
+        estimator.fit(inputs)
+    except Exception as e:
+        if "No matching distribution found for %s" % package in str(e):
+            pytest.skip("%s is not on the configured package index (see `pip config list`)" % package)
+        raise
 
 
 def live_processes_under(path):
@@ -73,3 +103,13 @@ class NoInternet:
     def __exit__(self, *exc):
         socket.socket.connect = self._orig
         return False
+
+
+def wait_until(condition, timeout, what):
+    """Polls ``condition()`` until it is true; fails with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(what)

@@ -10,7 +10,16 @@ import dssm
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ENTRY_POINTS, REPO, ask_json, run_script_mode, to_cmd_args, write_movielens_slice
+from conftest import (
+    ENTRY_POINTS,
+    REPO,
+    ask_json,
+    readme_hyperparameter_table,
+    resumed_and_uninterrupted,
+    run_script_mode,
+    to_cmd_args,
+    write_movielens_slice,
+)
 
 from smgluon.channels import ChannelError
 from smgluon.hyperparameters import HyperparameterError
@@ -68,7 +77,7 @@ def trained(data_dir, tmp_path_factory):
 def test_one_epoch_on_a_real_slice_ranks_better_than_chance(trained):
     net, saved = trained
     (epoch,) = saved["epochs"]
-    assert saved["workload"] == "dssm" and saved["hyperparameters"]["loss"] == "softmax"
+    assert saved["workload"] == "dssm" and saved["hyperparameters"]["loss"] == "full_softmax"
     # chance is HR@10 = 0.1 and NDCG@10 = 0.045 (100 candidates)
     assert epoch["warm_hr10"] > 0.18 and epoch["warm_ndcg10"] > 0.07
     assert epoch["cold_hr10"] > 0.15 and epoch["cold_ndcg10"] > 0.07
@@ -96,6 +105,25 @@ def test_the_catalog_keeps_cold_items_out_of_training(trained, data_dir):
     assert c.seen[c.user_index[301]] == []  # users outside the slice rated nothing
 
 
+def test_the_full_softmax_never_takes_a_cold_movie_as_a_negative(data_dir):
+    hps = dssm.HYPERPARAMETERS.parse_dict(dict(FAST, loss="full_softmax", exclude_rated=False))
+    data = dssm.load_data({"training": data_dir}, hps)
+    cold_rows = [data.catalog.item_index[i] for i in data.catalog.cold_item_ids]
+    adjust = data.catalog_adjust[0]
+    assert adjust.shape == (1682,) and (adjust[cold_rows] == -1e4).all() and (adjust[data.negative_pool] == 0).all()
+    users, adjust_nd, labels = dssm._loss_inputs(data, data.positives[:4], None, hps, mx.cpu())
+    assert labels.asnumpy().tolist() == data.positives[:4, 1].tolist() and adjust_nd.shape == (1, 1682)
+    # exclude_rated: the user's other rated movies are no negatives either, the positive itself stays
+    hps["exclude_rated"] = True
+    batch = data.positives[:4]
+    _, adjust_nd, _ = dssm._loss_inputs(data, batch, None, hps, mx.cpu())
+    adjust = adjust_nd.asnumpy()
+    for row, (user, item) in enumerate(batch.tolist()):
+        others = np.flatnonzero(data.rated[user])
+        assert adjust[row, item] == 0 and (adjust[row, [i for i in others if i != item]] == -1e4).all()
+        assert (adjust[row, cold_rows] == -1e4).all() and adjust[row].max() == 0
+
+
 @pytest.mark.parametrize(
     "extra",
     [
@@ -103,6 +131,8 @@ def test_the_catalog_keeps_cold_items_out_of_training(trained, data_dir):
         {"loss": "softmax", "logq_correction": False, "temperature": 0.2},
         {"loss": "cosine", "user_history": False, "negatives": 2, "optimizer": "sgd", "learning_rate": 0.1},
         {"split": "none"},
+        {"loss": "full_softmax", "temperature": 0.2},
+        {"loss": "full_softmax", "user_history": False, "split": "none"},
     ],
 )
 def test_variants_train_and_round_trip(data_dir, tmp_path, extra):
@@ -122,13 +152,15 @@ def test_variants_train_and_round_trip(data_dir, tmp_path, extra):
     assert len(ask(served, {"user_id": 7, "top_k": 3})["recommendations"]) == 3
 
 
-@pytest.mark.parametrize("loss", ["cosine", "softmax"])
+@pytest.mark.parametrize("loss", ["cosine", "softmax", "full_softmax"])
 def test_hybridized_losses_have_the_imperative_gradients(loss):
     rng = np.random.RandomState(0)
     user_vectors, item_vectors = mx.nd.array(rng.randn(10, 4)), mx.nd.array(rng.randn(12, 4))
     users = mx.nd.array([1, 3, 5])
     if loss == "cosine":
         inputs = [users, mx.nd.array([[2, 3], [4, 5], [11, 0]]), mx.nd.array([[1, 0]] * 3)]
+    elif loss == "full_softmax":
+        inputs = [users, mx.nd.array(np.where(np.arange(12) == 7, -1e4, 0.0)[None, :]), mx.nd.array([2, 4, 11])]
     else:
         inputs = [users, mx.nd.array([2, 4, 11]), mx.nd.array(rng.randn(3, 3)), mx.nd.arange(3)]
     grads = []
@@ -152,7 +184,46 @@ def test_checkpoints_resume(data_dir, tmp_path):
         {"training": data_dir}, dict(FAST, epochs=2), ["local"], 0, checkpoint_dir=ckpt, output_data_dir=str(tmp_path)
     )
     saved = json.load(open(str(tmp_path / "metrics.json")))
-    assert [e["epoch"] for e in saved["epochs"]] == [2]
+    assert [e["epoch"] for e in saved["epochs"]] == [1, 2]  # the resumed run keeps the first epoch's metrics
+
+
+def test_a_resumed_run_trains_as_an_uninterrupted_one(data_dir, tmp_path):
+    # without dropout, whose random draws a checkpoint does not hold, the shuffles alone decide the batches
+    resumed, uninterrupted = resumed_and_uninterrupted(
+        dssm.train, {"training": data_dir}, dict(FAST, dropout=0.0, max_train_samples=5000), tmp_path
+    )
+    assert resumed == pytest.approx(uninterrupted, rel=1e-6)
+
+
+def test_a_channel_sharded_by_key_is_this_workers_own_shard(data_dir, monkeypatch, caplog):
+    """Over two workers, a ShardedByS3Key channel is trained on whole, not cut in half again by rank."""
+    from smgluon import distributed
+
+    class TwoWorkers(distributed.Workers):
+        # rank 0 of two, whose partner holds the same numbers
+        def __init__(self, kv=None):
+            super().__init__(None)
+            self.num_workers = 2
+
+        def _sum(self, local):
+            return local * 2
+
+        def min(self, value):
+            return float(value)
+
+    monkeypatch.setattr(distributed, "Workers", TwoWorkers)
+    hps = dict(FAST, log_interval=1, split="none")
+    batches = {}
+    for distribution in ("FullyReplicated", "ShardedByS3Key"):
+        config = {"training": {"S3DistributionType": distribution}}
+        monkeypatch.setenv("SM_INPUT_DATA_CONFIG", json.dumps(config))
+        caplog.clear()
+        with caplog.at_level("INFO", logger="dssm"):
+            dssm.train({"training": data_dir}, hps, ["local"], 0)
+        counts = {int(m.group(1)) for m in re.finditer(r"batch \d+/(\d+)", caplog.text)}
+        assert len(counts) == 1, caplog.text[-2000:]
+        batches[distribution] = counts.pop()
+    assert batches["ShardedByS3Key"] in (2 * batches["FullyReplicated"], 2 * batches["FullyReplicated"] + 1)
 
 
 # ---------------------------------------------------------------- bad data and hyperparameters
@@ -332,10 +403,7 @@ def test_trained_net_serves_in_a_notebook(trained):
 
 
 def test_readme_documents_the_hyperparameters():
-    with open(os.path.join(REPO, "README.md")) as f:
-        readme = f.read()
-    section = readme.split("<!-- hyperparameters:dssm -->\n")[1].split("\n<!-- /hyperparameters:dssm -->")[0]
-    assert section == dssm.HYPERPARAMETERS.markdown_table()
+    assert readme_hyperparameter_table("dssm") == dssm.HYPERPARAMETERS.markdown_table()
 
 
 # ---------------------------------------------------------------- local mode

@@ -11,7 +11,7 @@ import fmnist_cnn
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ENTRY_POINTS, mnist_arrays, run_script_mode
+from conftest import mnist_arrays, readme_hyperparameter_table, run_script_mode
 from PIL import Image
 
 from smgluon import images
@@ -124,12 +124,12 @@ def test_checkpoints_resume(mnist_small_dirs, tmp_path):
     channels = {"train": mnist_small_dirs["train"], "test": mnist_small_dirs["test"]}
     ckpt = str(tmp_path / "ckpt")
     fmnist_cnn.train(channels, hps, ["local"], 0, checkpoint_dir=ckpt, output_data_dir=str(tmp_path / "a"))
-    assert sorted(os.listdir(ckpt)) == ["epoch-0001.params", "epoch-0001.states"]
+    assert sorted(os.listdir(ckpt)) == ["epoch-0001.metrics.json", "epoch-0001.params", "epoch-0001.states"]
     fmnist_cnn.train(
         channels, dict(hps, epochs=2), ["local"], 0, checkpoint_dir=ckpt, output_data_dir=str(tmp_path / "b")
     )
     resumed = json.load(open(str(tmp_path / "b" / "metrics.json")))
-    assert [e["epoch"] for e in resumed["epochs"]] == [2]
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2]  # the resumed run keeps the first epoch's metrics
 
 
 # ---------------------------------------------------------------- save and serve
@@ -316,11 +316,7 @@ def test_cli_predict_sends_pictures_as_images(tmp_path):
 
 
 def test_readme_documents_the_current_hyperparameters():
-    readme = open(os.path.join(os.path.dirname(ENTRY_POINTS), "README.md")).read()
-    section = readme.split("<!-- hyperparameters:fmnist_cnn -->\n")[1].split("\n<!-- /hyperparameters:fmnist_cnn -->")[
-        0
-    ]
-    assert section == fmnist_cnn.HYPERPARAMETERS.markdown_table()
+    assert readme_hyperparameter_table("fmnist_cnn") == fmnist_cnn.HYPERPARAMETERS.markdown_table()
 
 
 # ---------------------------------------------------------------- script mode and local mode

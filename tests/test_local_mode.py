@@ -9,9 +9,9 @@ import pytest
 from local_helpers import FIXTURES
 
 from smgluon_local import endpoint as endpoint_mod
+from smgluon_local.job_log import final_metrics
 from smgluon_local.storage import LocalS3, NoCredentialsError, S3ResourceProxy, fetch_to_dir
 from smgluon_local.tarfiles import UnsafeTarError, create_tar_gz, safe_extract
-from smgluon_local.training_job import final_metrics
 
 
 def _tar(path, members):
@@ -187,6 +187,7 @@ def test_cli_parses_hyperparameters_with_json_types():
     (["train", "mnist_mlp"], "no data: pass --train DIR"),
     (["train", "mnist_mlp", "--train", "/nonexistent"], "--train /nonexistent: no such directory"),
     (["train", "mnist_mlp", "--train", ".", "--hp", "epochs"], "expected KEY=VALUE"),
+    (["train", "mnist_mlp", "--train", ".", "--hp", "epoch=2"], "Did you mean 'epochs'"),
     (["serve", "/nonexistent/model.tar.gz"], "no such file"),
     (["predict", "--endpoint", "http://127.0.0.1:9", "/nonexistent.json"], "no such file"),
 ])

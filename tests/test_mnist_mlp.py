@@ -11,7 +11,14 @@ import mnist_mlp
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ENTRY_POINTS, mnist_arrays, run_script_mode, sagemaker_env
+from conftest import (
+    ENTRY_POINTS,
+    mnist_arrays,
+    readme_hyperparameter_table,
+    resumed_and_uninterrupted,
+    run_script_mode,
+    sagemaker_env,
+)
 
 from smgluon.context import DeviceError
 from smgluon.hyperparameters import HyperparameterError
@@ -252,13 +259,34 @@ def test_checkpoints_resume(mnist_small_dirs, tmp_path):
     mnist_mlp.train(
         channels, hps, ["local"], 0, checkpoint_dir=str(tmp_path / "ckpt"), output_data_dir=str(tmp_path / "a")
     )
-    assert sorted(os.listdir(str(tmp_path / "ckpt"))) == ["epoch-0001.params", "epoch-0001.states"]
+    assert sorted(os.listdir(str(tmp_path / "ckpt"))) == [
+        "epoch-0001.metrics.json",
+        "epoch-0001.params",
+        "epoch-0001.states",
+    ]
     hps["epochs"] = 2
     mnist_mlp.train(
         channels, hps, ["local"], 0, checkpoint_dir=str(tmp_path / "ckpt"), output_data_dir=str(tmp_path / "b")
     )
+    # The resumed run's metrics.json lists every epoch, as an uninterrupted run's does.
+    first = json.load(open(str(tmp_path / "a" / "metrics.json")))
     resumed = json.load(open(str(tmp_path / "b" / "metrics.json")))
-    assert [e["epoch"] for e in resumed["epochs"]] == [2]
+    assert [e["epoch"] for e in resumed["epochs"]] == [1, 2]
+    assert resumed["epochs"][0] == first["epochs"][0]
+    # Resumed after its last epoch: nothing left to train, and metrics.json still holds the run.
+    mnist_mlp.train(
+        channels, hps, ["local"], 0, checkpoint_dir=str(tmp_path / "ckpt"), output_data_dir=str(tmp_path / "c")
+    )
+    again = json.load(open(str(tmp_path / "c" / "metrics.json")))
+    assert again["epochs"] == resumed["epochs"]
+
+
+def test_a_resumed_run_trains_as_an_uninterrupted_one(mnist_small_dirs, tmp_path):
+    channels = {"train": mnist_small_dirs["train"], "test": mnist_small_dirs["test"]}
+    resumed, uninterrupted = resumed_and_uninterrupted(
+        mnist_mlp.train, channels, {"log_interval": 0, "max_train_samples": 1000}, tmp_path
+    )
+    assert resumed == pytest.approx(uninterrupted, rel=1e-6)
 
 
 def test_default_mxnet_handler_loads_the_saved_model(trained, images, tmp_path):
@@ -276,6 +304,4 @@ def test_default_mxnet_handler_loads_the_saved_model(trained, images, tmp_path):
 
 
 def test_readme_documents_the_current_hyperparameters():
-    readme = open(os.path.join(os.path.dirname(ENTRY_POINTS), "README.md")).read()
-    section = readme.split("<!-- hyperparameters:mnist_mlp -->\n")[1].split("\n<!-- /hyperparameters:mnist_mlp -->")[0]
-    assert section == mnist_mlp.HYPERPARAMETERS.markdown_table()
+    assert readme_hyperparameter_table("mnist_mlp") == mnist_mlp.HYPERPARAMETERS.markdown_table()

@@ -11,7 +11,16 @@ import movielens_mf
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import ENTRY_POINTS, ask_json, run_script_mode, sagemaker_env, to_cmd_args, write_movielens_slice
+from conftest import (
+    ENTRY_POINTS,
+    ask_json,
+    readme_hyperparameter_table,
+    resumed_and_uninterrupted,
+    run_script_mode,
+    sagemaker_env,
+    to_cmd_args,
+    write_movielens_slice,
+)
 
 from smgluon.channels import ChannelError
 from smgluon.serving import RequestError
@@ -74,6 +83,17 @@ def test_models_and_splits_train(data_dir, tmp_path, extra):
     assert saved["hyperparameters"]["model"] == extra["model"]
     assert 0.7 < saved["final"]["validation_rmse"] < 1.6
     assert len(net.catalog.item_ids) == 1682
+
+
+def test_a_resumed_run_trains_as_an_uninterrupted_one(data_dir, tmp_path):
+    resumed, uninterrupted = resumed_and_uninterrupted(
+        movielens_mf.train, {"training": data_dir}, dict(FAST, max_train_samples=5000), tmp_path
+    )
+    assert resumed == pytest.approx(uninterrupted, rel=1e-6)
+
+
+def test_readme_documents_the_hyperparameters():
+    assert readme_hyperparameter_table("movielens_mf") == movielens_mf.HYPERPARAMETERS.markdown_table()
 
 
 def test_random_split_is_a_seeded_80_20_split_of_u_data(data_dir):

@@ -21,8 +21,11 @@ import pytest
 from local_helpers import FIXTURES, REPO, ROLE, live_processes_under
 
 from smgluon import distributed
-from smgluon_local import cluster, hostnames
-from smgluon_local.training_job import FAULT_BOUND_S, prepare_host, shard_files
+from smgluon_local import cluster, hostnames, ports
+from smgluon_local.cluster import FAULT_BOUND_S
+from smgluon_local.host_tree import prepare_host, shard_files
+from smgluon_local.toolkit import PS_PORT_ENV
+from smgluon_local.training_env import host_env
 
 LIB = os.path.join(REPO, "lib", "smgluon")
 PS = {"parameter_server": {"enabled": True}}
@@ -133,6 +136,17 @@ def test_epoch_shards_are_disjoint_equal_cover_the_data_and_reshuffle():
     for _ in range(3):
         union = np.concatenate([union] + [s.epoch() for s in samplers])
     assert set(union.tolist()) == set(range(n))
+
+
+def test_a_sampler_asked_for_a_later_epoch_shuffles_as_if_it_had_drawn_the_earlier_ones():
+    for presharded in (False, True):
+        straight = distributed.EpochSampler(1003, _FakeWorkers(1, 3), 7, presharded)
+        orders = [straight.epoch() for _ in range(4)]
+        resumed = distributed.EpochSampler(1003, _FakeWorkers(1, 3), 7, presharded)
+        assert resumed.epoch(3).tolist() == orders[2].tolist()  # resumed after epoch 2's checkpoint
+        assert resumed.epoch().tolist() == orders[3].tolist()
+        with pytest.raises(ValueError, match="epoch 2 was asked for after epoch 4: a sampler only goes forward"):
+            resumed.epoch(2)
 
 
 def test_presharded_data_is_cut_to_the_smallest_worker():
@@ -254,13 +268,37 @@ def test_a_distributed_kvstore_without_the_parameter_server_is_a_clear_error(mon
 
 
 def test_jobs_get_distinct_free_ports():
-    ports = [cluster.free_port() for _ in range(20)]
+    taken = [ports.free_port() for _ in range(20)]
     try:
-        assert len(set(ports)) == 20
-        assert all(20000 <= p < 32768 for p in ports)  # below the ephemeral range ps-lite's nodes use
+        assert len(set(taken)) == 20
+        assert all(20000 <= p < 32768 for p in taken)  # below the ephemeral range ps-lite's nodes use
     finally:
-        for port in ports:
-            cluster.release_port(port)
+        for port in taken:
+            ports.release_port(port)
+
+
+def test_a_job_takes_a_scheduler_port_only_when_its_parameter_server_needs_one(tmp_path):
+    taken = []
+
+    def ps_port():
+        taken.append(20123)
+        return 20123
+
+    hosts = ["algo-1", "algo-2"]
+    base = dict(os.environ)
+
+    def env_for(hyperparameters):
+        return host_env(str(tmp_path), hosts, 1, str(tmp_path / "algo-2"), "local", hyperparameters, base,
+                        str(tmp_path), ps_port)
+
+    plain = env_for({})
+    assert taken == [] and PS_PORT_ENV not in plain and "DMLC_NODE_HOST" not in plain
+    assert json.loads(plain[hostnames.HOSTS_ENV]) == hosts
+    ps = env_for({"sagemaker_parameter_server_enabled": "true"})
+    assert ps[PS_PORT_ENV] == "20123" and ps["DMLC_NODE_HOST"] == hostnames.LOOPBACK
+    # A port the user chose (the _ps_port hyperparameter) is left to the toolkit.
+    chosen = env_for({"sagemaker_parameter_server_enabled": "true", "_ps_port": "9000"})
+    assert PS_PORT_ENV not in chosen and taken == [20123]
 
 
 # ---------------------------------------------------------------- real jobs (slow)

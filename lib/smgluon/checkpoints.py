@@ -1,25 +1,27 @@
 """Checkpoints in SageMaker's checkpoint directory, to resume a stopped job (e.g. a Spot interruption).
 
 SageMaker syncs ``/opt/ml/checkpoints`` with ``checkpoint_s3_uri``. A
-checkpoint is the net's parameters and the trainer's state for one epoch,
-written atomically; :func:`load_latest` resumes from the newest one.
+checkpoint is the net's parameters, the trainer's state and the metric history
+up to one epoch, written atomically; :func:`load_latest` resumes from the
+newest one and :func:`history` gives its metrics back, so a resumed run's
+``metrics.json`` lists every epoch, as an uninterrupted run's does.
 """
 
+import json
 import os
 import re
 
-__all__ = ["save", "latest", "load_latest"]
+from smgluon import files
+
+__all__ = ["save", "latest", "load_latest", "history"]
 
 _NAME = re.compile(r"^epoch-(\d+)\.params$")
 
 
-def _replace_atomically(write, path):
-    tmp = path + ".tmp"
-    write(tmp)
-    os.replace(tmp, path)
+_EXTENSIONS = (".params", ".states", ".metrics.json")
 
 
-def save(directory, epoch, net, trainer=None, keep=2):
+def save(directory, epoch, net, trainer=None, keep=2, history=None):
     """Saves the state after ``epoch`` and prunes all but the newest ``keep`` checkpoints.
 
     Args:
@@ -28,15 +30,20 @@ def save(directory, epoch, net, trainer=None, keep=2):
         net (mxnet.gluon.Block): the network.
         trainer (mxnet.gluon.Trainer): its trainer, for optimizer state; optional.
         keep (int): checkpoints to keep.
+        history (list[dict]): the metrics of every epoch so far (``MetricsLogger.history``); optional.
     """
     os.makedirs(directory, exist_ok=True)
     base = os.path.join(directory, "epoch-%04d" % epoch)
     if trainer is not None:
-        _replace_atomically(trainer.save_states, base + ".states")
+        with files.replacing(base + ".states") as tmp:
+            trainer.save_states(tmp)
+    if history is not None:
+        files.write_json(base + ".metrics.json", list(history))
     # the .params file is written last: its presence marks a complete checkpoint
-    _replace_atomically(net.save_parameters, base + ".params")
+    with files.replacing(base + ".params") as tmp:
+        net.save_parameters(tmp)
     for old_epoch in sorted(_epochs(directory))[:-keep]:
-        for ext in (".params", ".states"):
+        for ext in _EXTENSIONS:
             path = os.path.join(directory, "epoch-%04d%s" % (old_epoch, ext))
             if os.path.exists(path):
                 os.remove(path)
@@ -79,3 +86,22 @@ def load_latest(directory, net, trainer=None, ctx=None):
         if trainer is not None and os.path.exists(base + ".states"):
             trainer.load_states(base + ".states")
     return epoch
+
+
+def history(directory, epoch):
+    """The metric history saved with the checkpoint of ``epoch``: a list of per-epoch dicts.
+
+    Args:
+        directory (str): the checkpoint directory (may be None or missing).
+        epoch (int): the checkpoint's epoch, as :func:`load_latest` returned it; 0 means none.
+
+    Returns:
+        list[dict]: empty when there is no checkpoint or it was saved without history.
+    """
+    if not directory or not epoch:
+        return []
+    path = os.path.join(directory, "epoch-%04d.metrics.json" % epoch)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)

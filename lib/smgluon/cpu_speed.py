@@ -1,18 +1,18 @@
-"""Two CPU training speed fixes for MXNet 1.9, measured on the MNIST MLP (bench/mlp_speed.py).
+"""Two CPU training speed fixes for MXNet 1.9, found on the MNIST MLP (bench/mlp_speed.py;
+the figures: bench/results/findings.md).
 
 * :func:`flush_denormals`: SGD momentum of a weight whose gradient stays zero
   (dead ReLU units, always-blank pixels) decays by ``momentum`` every step into
-  denormal floats, and x86 arithmetic on denormals takes a microcode assist
-  (~100× slower). After three epochs of the MLP a quarter of the first layer's
-  momentum was denormal and epochs took twice as long as the first. Setting
+  denormal floats, and x86 arithmetic on denormals takes a slow microcode
+  assist, so epochs grow slower as training goes on. Setting
   flush-to-zero and denormals-are-zero (what ``torch.set_flush_denormal`` does)
   makes those values 0 instead. MXNet has no switch for it, but its engine
   threads start lazily at the first operation and inherit the floating-point
   environment of the thread that starts them, so setting it around training
   reaches them.
 * :func:`create_optimizer`: MXNet 1.9's SGD sends every dense update through
-  ``multi_sgd_mom_update`` (even one tensor at a time), which on CPU takes
-  twice as long per element as ``sgd_mom_update``. The optimizer returned here
+  ``multi_sgd_mom_update`` (even one tensor at a time), which on CPU is slower
+  per element than ``sgd_mom_update``. The optimizer returned here
   uses the per-tensor kernels (same formula) on CPU.
 """
 

@@ -112,8 +112,7 @@ def init_trainer(trainer):
     MXNet 1.9.1 does this lazily, inside the first ``trainer.step()``, while that
     batch's backward pass may still be running; with ``dist_sync`` and
     ``update_on_kvstore=False`` that races, and the workers' weights diverge or
-    blow up. Measured with a plain Gluon MLP on two local workers: 4 of 8 runs
-    corrupted when left lazy, 0 of 16 when initialised here first. The race is
+    blow up (how often: bench/results/findings.md). The race is
     inside the step, not only with backward: in dssm the broadcast's pull of a
     parameter could come back after that step's gradient allreduce, so a worker
     took the summed gradient as its weight, even with every operation finished
@@ -257,8 +256,12 @@ class Workers:
                 "the %d workers' parameters differ%s: %s%s. The job's workers no longer train one model; "
                 "call smgluon.distributed.init_trainer(trainer) before the first batch, and check that every "
                 "worker runs the same number of steps (EpochSampler.num_batches)"
-                % (self.num_workers, " " + when if when else "", ", ".join(drifted[:5]),
-                   " and %d more" % (len(drifted) - 5) if len(drifted) > 5 else "")
+                % (
+                    self.num_workers,
+                    " " + when if when else "",
+                    ", ".join(drifted[:5]),
+                    " and %d more" % (len(drifted) - 5) if len(drifted) > 5 else "",
+                )
             )
 
     def min(self, value):
@@ -374,17 +377,37 @@ class EpochSampler:
             # The same global permutation on every worker, cut into equal blocks by rank.
             self.per_worker = self.n // workers.num_workers
             self._rng = np.random.RandomState(seed)
+        self._next = 1  # the epoch the next call to epoch() draws by default
 
     def num_batches(self, batch_size):
         """Batches per epoch: the same on every worker (the ragged tail is dropped)."""
         return self.per_worker // batch_size
 
-    def epoch(self):
-        """The next epoch's sample indices for this worker (call once per epoch, on every worker).
+    def epoch(self, number=None):
+        """This worker's sample indices for epoch ``number`` (call on every worker).
+
+        Epoch ``number``'s order is the same whether or not the epochs before it
+        ran in this process: a run resumed from a checkpoint after epoch 3 asks
+        for epoch 4, and the shuffles of epochs 1 to 3 are drawn and dropped
+        first, so it trains on the batches the uninterrupted run would have.
+
+        Args:
+            number (int): the epoch, from 1; None means the one after the last asked for.
 
         Returns:
             numpy.ndarray: int64 indices into this worker's data, ``per_worker`` of them.
+
+        Raises:
+            ValueError: for an epoch before one already drawn (the shuffles cannot go back).
         """
+        number = self._next if number is None else int(number)
+        if number < self._next:
+            raise ValueError(
+                "epoch %d was asked for after epoch %d: a sampler only goes forward" % (number, self._next - 1)
+            )
+        for _ in range(self._next, number):
+            self._rng.permutation(self.n)
+        self._next = number + 1
         order = self._rng.permutation(self.n)
         if self.presharded:
             return order[: self.per_worker]

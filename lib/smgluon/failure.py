@@ -10,6 +10,8 @@ import os
 import sys
 import traceback
 
+from smgluon import files
+
 __all__ = ["failure_reason", "write_failure", "run", "MAX_REASON"]
 
 MAX_REASON = 1024  # SageMaker truncates FailureReason at 1024 characters
@@ -49,12 +51,8 @@ def write_failure(output_dir, reason):
     Returns:
         str: the file's path.
     """
-    os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "failure")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(reason + "\n")
-    os.replace(tmp, path)
+    files.write_text(path, reason + "\n")
     return path
 
 

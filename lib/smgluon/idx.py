@@ -7,12 +7,12 @@ cut gzip stream, labels out of range) is an :class:`IdxError` naming the file.
 """
 
 import gzip
-import os
 import struct
-import tempfile
 import zlib
 
 import numpy as np
+
+from smgluon import files
 
 __all__ = ["IdxError", "read_idx", "write_idx", "read_images_labels"]
 
@@ -90,19 +90,12 @@ def write_idx(path, array):
         array = array.astype(np.uint8)
     payload = struct.pack(">HBB", 0, _UBYTE, array.ndim) + struct.pack(">%dI" % array.ndim, *array.shape)
     payload += array.tobytes()
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if path.endswith(".gz"):
-                with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
-                    g.write(payload)
-            else:
-                f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with files.replacing(path) as tmp, open(tmp, "xb") as f:
+        if path.endswith(".gz"):
+            with gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
+                g.write(payload)
+        else:
+            f.write(payload)
 
 
 def read_images_labels(images_path, labels_path, num_classes=10):

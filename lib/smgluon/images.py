@@ -126,14 +126,15 @@ def image_size(data):
     )
 
 
-def decode_image(data):
-    """Decodes a PNG or JPEG picture to one grey channel.
+def decode_image(data, colour=False):
+    """Decodes a PNG or JPEG picture to one grey channel (or to RGB).
 
     Args:
         data (bytes): the encoded picture (any size, colour or grey, 8 or 16 bit).
+        colour (bool): decode to three channels, RGB (grey pictures are repeated, alpha dropped).
 
     Returns:
-        numpy.ndarray: uint8, (height, width).
+        numpy.ndarray: uint8, (height, width), or (height, width, 3) with ``colour``.
 
     Raises:
         RequestError: for an empty, unknown, oversized or undecodable picture.
@@ -155,10 +156,10 @@ def decode_image(data):
     (_check_png if data.startswith(_PNG) else _check_jpeg)(data)
     try:
         # asnumpy() inside the try: MXNet decodes asynchronously and reports failures on read.
-        grey = mx.image.imdecode(data, flag=0).asnumpy()
+        pixels = mx.image.imdecode(data, flag=1 if colour else 0, to_rgb=True).asnumpy()
     except mx.base.MXNetError:
         raise RequestError("the image could not be decoded: the PNG/JPEG data is truncated or corrupt") from None
-    return grey.reshape(grey.shape[0], grey.shape[1])
+    return pixels if colour else pixels.reshape(pixels.shape[0], pixels.shape[1])
 
 
 def _trim(grey, background):

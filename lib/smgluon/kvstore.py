@@ -1,8 +1,15 @@
 """Which kvstore synchronises gradients, and which host saves the model."""
 
-__all__ = ["choose_kvstore", "scheduler_host", "is_saving_host", "KVSTORE_TYPES"]
+from smgluon.hyperparameters import Hyperparameter
+
+__all__ = ["choose_kvstore", "scheduler_host", "is_saving_host", "KVSTORE_TYPES", "HYPERPARAMETER"]
 
 KVSTORE_TYPES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async", "nccl")
+
+# Every workload's ``kvstore`` hyperparameter: put it in its declaration as it is.
+HYPERPARAMETER = Hyperparameter(
+    "kvstore", str, "auto", "kvstore type (auto: chosen from hosts and GPUs)", choices=["auto"] + list(KVSTORE_TYPES)
+)
 
 
 def choose_kvstore(num_hosts, num_gpus, override=None):

@@ -11,14 +11,14 @@ pipelines. Every epoch and the final values also go to
 ``<output data dir>/metrics.json``, which SageMaker packs into output.tar.gz.
 """
 
-import json
 import logging
 import math
 import os
 import sys
-import tempfile
 
-__all__ = ["MetricsLogger", "metric_regex", "metric_definitions", "format_metrics", "write_json_atomic"]
+from smgluon import files
+
+__all__ = ["MetricsLogger", "metric_regex", "metric_definitions", "format_metrics"]
 
 # A float as printed by "%g" (0.93, 1e-05, 52311.2, nan).
 _NUMBER = r"([-+]?(?:[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|nan|inf))"
@@ -67,20 +67,6 @@ def format_metrics(values):
     return " ".join([PREFIX] + ["%s=%s" % (k, _format_value(v)) for k, v in values.items()])
 
 
-def write_json_atomic(path, obj):
-    """Writes JSON to ``path`` through a temporary file and a rename, so readers never see half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, allow_nan=True)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def _json_record(values):
     """One JSON log line (json-logging's format) carrying the metrics."""
     import json_logging
@@ -98,13 +84,15 @@ class MetricsLogger:
         stream: where the lines go; None means ``sys.stdout``.
         json_records (bool): also emit a JSON record per epoch.
         extra (dict): values stored once in ``metrics.json`` (workload, hyperparameters).
+        history (list[dict]): the epochs a resumed run already trained
+            (``smgluon.checkpoints.history``); they stay in ``metrics.json``.
     """
 
-    def __init__(self, output_data_dir=None, stream=None, json_records=True, extra=None):
+    def __init__(self, output_data_dir=None, stream=None, json_records=True, extra=None, history=None):
         self.path = os.path.join(output_data_dir, "metrics.json") if output_data_dir else None
         self.stream = stream
         self.json_records = json_records
-        self.history = []
+        self.history = [dict(record) for record in history or ()]
         self.final = {}
         self.extra = dict(extra or {})
 
@@ -146,4 +134,4 @@ class MetricsLogger:
         if self.path:
             doc = dict(self.extra)
             doc.update({"epochs": self.history, "final": self.final})
-            write_json_atomic(self.path, doc)
+            files.write_json(self.path, doc)

@@ -19,6 +19,7 @@ import inspect
 import io
 import json
 import logging
+import math
 
 import numpy as np
 
@@ -27,6 +28,7 @@ __all__ = [
     "answer_request_errors",
     "skip_request_metric_lines",
     "media_type",
+    "accept_json",
     "decode_json",
     "decode_npy",
     "decode_csv",
@@ -144,6 +146,24 @@ def media_type(header):
     return parts[0].lower(), params
 
 
+def accept_json(header):
+    """Checks that a request accepts the JSON every workload answers with; returns the header's parameters.
+
+    Args:
+        header (str): the Accept header (None or empty: anything).
+
+    Returns:
+        dict: its parameters, e.g. ``{"probabilities": "true"}``.
+
+    Raises:
+        RequestError: 406 for any other media type.
+    """
+    accept, params = media_type(header or "application/json")
+    if accept not in ("application/json", "*/*"):
+        raise RequestError("unsupported accept type %r: this model answers application/json" % accept, 406)
+    return params
+
+
 def _text(data):
     if isinstance(data, (bytes, bytearray)):
         try:
@@ -163,23 +183,46 @@ def decode_json(data):
         return json.loads(_text(data))
     except ValueError as e:
         raise RequestError("invalid JSON payload: %s" % e) from None
+    except RecursionError:  # arrays or objects nested thousands of levels deep
+        raise RequestError("the JSON payload nests arrays or objects too deeply to parse") from None
 
 
 def decode_npy(data):
     """Parses a NumPy ``.npy`` payload (what the SDK's NumpySerializer sends).
+
+    The header's shape and dtype are checked against the bytes that follow before
+    anything is allocated, so a header claiming a huge array is a client error, not
+    an allocation the server cannot make.
 
     Raises:
         RequestError: for anything that is not a numeric .npy array.
     """
     if isinstance(data, str):
         data = data.encode("latin-1")
+    stream = io.BytesIO(data)
     try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
+        version = np.lib.format.read_magic(stream)
+        read_header = _NPY_HEADER_READERS.get(version)
+        if read_header is None:
+            raise ValueError("unsupported .npy format version %d.%d" % version)
+        shape, _, dtype = read_header(stream)
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
+        raise RequestError("invalid application/x-npy payload: %s" % e) from None
+    if not np.issubdtype(dtype, np.number):
+        raise RequestError("the .npy array must be numeric, got dtype %s" % dtype)
+    declared = math.prod(shape) * dtype.itemsize
+    if declared != len(data) - stream.tell():
+        raise RequestError(
+            "invalid application/x-npy payload: its header declares shape %s of %s (%d bytes of data), "
+            "but %d bytes follow" % (shape, dtype, declared, len(data) - stream.tell())
+        )
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise RequestError("invalid application/x-npy payload: %s" % e) from None
-    if not np.issubdtype(array.dtype, np.number):
-        raise RequestError("the .npy array must be numeric, got dtype %s" % array.dtype)
-    return array
+
+
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 def decode_csv(data):
@@ -233,6 +276,9 @@ class BoundModel:
         if input_name not in arguments:
             raise ValueError("%s has no input %r; its arguments: %s" % (symbol_file, input_name, arguments))
         missing = sorted(set(arguments) - set(self.arg_params) - {input_name})
+        # A Module checkpoint's loss head (SoftmaxOutput) keeps its label input; inference ignores it.
+        self.label_names = [name for name in missing if name.endswith("label")]
+        missing = [name for name in missing if name not in self.label_names]
         if missing:
             raise ValueError("%s lacks parameters of %s: %s" % (params_file, symbol_file, missing))
         self._executors = collections.OrderedDict()
@@ -243,6 +289,10 @@ class BoundModel:
             mx = self._mx
             args = dict(self.arg_params)
             args[self.input_name] = mx.nd.empty(shape, ctx=mx.cpu())
+            if self.label_names:
+                arg_shapes, _, _ = self.symbol.infer_shape(**{self.input_name: shape})
+                shapes = dict(zip(self.symbol.list_arguments(), arg_shapes))
+                args.update({name: mx.nd.zeros(shapes[name], ctx=mx.cpu()) for name in self.label_names})
             executor = self.symbol.bind(mx.cpu(), args=args, aux_states=dict(self.aux_params), grad_req="null")
             while len(self._executors) >= self.max_shapes:
                 self._executors.popitem(last=False)

@@ -1,5 +1,8 @@
-"""Pieces of a Gluon training loop that every classifier repeats (data-parallel pieces: :mod:`smgluon.distributed`).
+"""Pieces of a Gluon training loop that every workload repeats (data-parallel pieces: :mod:`smgluon.distributed`).
 
+* :func:`create_kvstore`: the job's kvstore from its hosts, GPUs and the ``kvstore`` hyperparameter
+  (:func:`is_distributed`: whether it spans hosts);
+* :func:`create_trainer`: the ``gluon.Trainer`` for the ``optimizer`` hyperparameters and that kvstore;
 * :class:`ClassifierStep`: a batch's forward pass, summed loss and number of
   correct predictions as one cached graph;
 * :func:`split`: a batch spread over the devices (``split_and_load``);
@@ -11,9 +14,74 @@
 import mxnet as mx
 from mxnet import gluon
 
-from smgluon import checkpoints
+from smgluon import checkpoints, cpu_speed, distributed, kvstore
 
-__all__ = ["ClassifierStep", "split", "count_correct", "total", "end_epoch"]
+__all__ = [
+    "create_kvstore",
+    "is_distributed",
+    "create_trainer",
+    "ClassifierStep",
+    "split",
+    "count_correct",
+    "total",
+    "end_epoch",
+]
+
+
+def create_kvstore(hosts, num_gpus, override=None):
+    """The job's kvstore: created when distributed, else its type name.
+
+    Only a distributed kvstore is created (it ranks the workers: pass it to
+    :class:`smgluon.distributed.Workers`); for one host the Trainer gets the type
+    name and skips the kvstore on a single device.
+
+    Args:
+        hosts (list[str]): the job's hosts.
+        num_gpus (int): GPUs per host.
+        override (str): the ``kvstore`` hyperparameter (``auto`` chooses, see
+            :func:`smgluon.kvstore.choose_kvstore`).
+
+    Returns:
+        mxnet.kvstore.KVStore or str
+
+    Raises:
+        smgluon.distributed.DistributedError: a distributed kvstore without the parameter server.
+    """
+    kv_type = kvstore.choose_kvstore(len(hosts), num_gpus, override)
+    return distributed.create_kvstore(kv_type) if kv_type.startswith("dist") else kv_type
+
+
+def is_distributed(kv):
+    """Tells whether ``kv`` (from :func:`create_kvstore`) spans several hosts."""
+    return not isinstance(kv, str)
+
+
+def create_trainer(params, hps, ctx, kv, **optimizer_params):
+    """The ``gluon.Trainer`` of a workload's ``optimizer``, ``learning_rate``, ``weight_decay`` and ``momentum``.
+
+    ``momentum`` goes to the optimizers that take it (sgd, nag). Over several
+    hosts the workers update themselves (:func:`smgluon.distributed.trainer_kwargs`),
+    which lets :class:`smgluon.distributed.Workers` sum metrics.
+
+    Args:
+        params (mxnet.gluon.ParameterDict): what it trains (``net.collect_params()``).
+        hps (dict): the parsed hyperparameters.
+        ctx (list[mxnet.Context]): the devices.
+        kv: the kvstore from :func:`create_kvstore`.
+        **optimizer_params: more optimizer arguments (e.g. ``lr_scheduler``).
+
+    Returns:
+        mxnet.gluon.Trainer
+    """
+    settings = {"learning_rate": hps["learning_rate"], "wd": hps["weight_decay"]}
+    if hps["optimizer"] in ("sgd", "nag"):
+        settings["momentum"] = hps["momentum"]
+    settings.update(optimizer_params)
+    kwargs = distributed.trainer_kwargs(kv)
+    # The optimizer runs on the servers (pickled there) unless the workers update themselves.
+    on_servers = is_distributed(kv) and "update_on_kvstore" not in kwargs
+    optimizer = cpu_speed.create_optimizer(hps["optimizer"], settings, ctx, on_servers)
+    return gluon.Trainer(params, optimizer, kvstore=kv, **kwargs)
 
 
 class ClassifierStep(gluon.HybridBlock):
@@ -92,4 +160,4 @@ def end_epoch(log, epoch, values, samples, seconds, checkpoint_dir=None, net=Non
     values = dict(values, samples_per_sec=samples / seconds, epoch_seconds=seconds)
     log.log(epoch, **values)
     if checkpoint_dir:
-        checkpoints.save(checkpoint_dir, epoch, net, trainer)
+        checkpoints.save(checkpoint_dir, epoch, net, trainer, history=log.history)

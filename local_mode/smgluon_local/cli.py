@@ -12,8 +12,6 @@ Subcommands register themselves in :data:`SUBCOMMANDS`, so later ones
 """
 
 import argparse
-import difflib
-import importlib.util
 import json
 import os
 import signal
@@ -23,127 +21,44 @@ import threading
 import urllib.error
 import urllib.request
 
-from smgluon_local.datasets import add_data_command
+from smgluon_local import cli_errors, commands, job_record, quickstart, sdk_logging, tune_cli
+from smgluon_local.commands import (
+    FRAMEWORK_VERSION,
+    PY_VERSION,
+    ROLE,
+    CliError,
+    add_channel_options,
+    add_common,
+    channel_inputs,
+    find_entry_point,
+    load_workload,
+    make_estimator,
+    make_session,
+    parse_hyperparameters,
+    raise_if_interrupted,
+    repo_dir,
+)
+from smgluon_local.datasets import FetchError, add_data_command
+from smgluon_local.package import add_package_command
 
-__all__ = ["main", "build_parser", "parse_hyperparameters", "raise_if_interrupted", "SUBCOMMANDS"]
-
-ROLE = "arn:aws:iam::111111111111:role/local"
-FRAMEWORK_VERSION = "1.9.0"
-PY_VERSION = "py38"
-_PACKAGE_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-class CliError(Exception):
-    """A user-facing error: printed as ``smgluon: error: ...`` with exit status 1."""
-
-
-def _repo_dir(name, given=None):
-    """``given``, else ``./<name>`` if it exists, else the one beside the installed package."""
-    if given:
-        if not os.path.isdir(given):
-            raise CliError("%s: no such directory" % given)
-        return os.path.abspath(given)
-    for base in (os.getcwd(), _PACKAGE_REPO):
-        path = os.path.join(base, name)
-        if os.path.isdir(path):
-            return path
-    return None
-
-
-def _entry_point(workload, entry_points_dir):
-    if entry_points_dir is None:
-        raise CliError("no entry_points/ directory found; run from the repository root or pass --entry-points DIR")
-    name = workload[:-3] if workload.endswith(".py") else workload
-    path = os.path.join(entry_points_dir, name + ".py")
-    if not os.path.isfile(path):
-        known = sorted(f[:-3] for f in os.listdir(entry_points_dir) if f.endswith(".py") and not f.startswith("_"))
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = " Did you mean %r?" % close[0] if close else ""
-        raise CliError("unknown workload %r.%s Workloads in %s: %s"
-                       % (name, hint, entry_points_dir, ", ".join(known) or "none"))
-    return path
-
-
-def parse_hyperparameters(pairs):
-    """``["epochs=2", "optimizer=adam"]`` → ``{"epochs": 2, "optimizer": "adam"}``.
-
-    Values that parse as JSON (numbers, true/false, lists) keep that type; the rest
-    are strings.
-
-    Raises:
-        CliError: For an item without ``=`` or with an empty key.
-    """
-    hps = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise CliError("--hp %r: expected KEY=VALUE, e.g. --hp epochs=2" % pair)
-        try:
-            hps[key.strip()] = json.loads(value)
-        except ValueError:
-            hps[key.strip()] = value
-    return hps
-
-
-def _channel(flag, path):
-    if not os.path.isdir(path):
-        raise CliError("%s %s: no such directory" % (flag, path))
-    return "file://" + os.path.abspath(path)
-
-
-def _load_module(path):
-    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _session(args, **kwargs):
-    from smgluon_local.session import ProcessSession
-
-    return ProcessSession(root_dir=args.root, **kwargs)
-
-
-def _channels(args):
-    """The ``--train``/``--test``/``--training`` directories as file:// channels."""
-    channels = {}
-    for flag, name in (("--train", "train"), ("--test", "test"), ("--training", "training")):
-        value = getattr(args, name)
-        if value:
-            channels[name] = _channel(flag, value)
-    if not channels:
-        raise CliError("no data: pass --train DIR (and --test DIR), or --training DIR")
-    return channels
-
-
-def _estimator(entry_point, lib, hyperparameters, metric_definitions, output, session, instance_count=1):
-    """The SDK's local MXNet estimator for a workload, with its artifacts under ``output``.
-
-    Several instances train with the parameter server, as on SageMaker.
-    """
-    from sagemaker.mxnet import MXNet
-
-    distribution = {"parameter_server": {"enabled": True}} if instance_count > 1 else None
-    return MXNet(entry_point=os.path.basename(entry_point), source_dir=os.path.dirname(entry_point),
-                 dependencies=[lib] if lib else [], role=ROLE, instance_count=instance_count,
-                 instance_type="local", framework_version=FRAMEWORK_VERSION, py_version=PY_VERSION,
-                 hyperparameters=hyperparameters, metric_definitions=metric_definitions,
-                 output_path="file://" + output, sagemaker_session=session, distribution=distribution)
+__all__ = ["main", "build_parser", "parse_hyperparameters", "raise_if_interrupted", "CliError", "SUBCOMMANDS"]
 
 
 def cmd_train(args):
     """``smgluon train``: run a workload's entry point as a SageMaker training job."""
-    entry_points = _repo_dir("entry_points", args.entry_points)
-    entry_point = _entry_point(args.workload, entry_points)
-    lib = _repo_dir(os.path.join("lib", "smgluon"), args.lib)
-    channels = _channels(args)
+    entry_point = find_entry_point(args.workload, repo_dir("entry_points", args.entry_points))
+    lib = repo_dir(os.path.join("lib", "smgluon"), args.lib)
+    channels = channel_inputs(args)
     hyperparameters = parse_hyperparameters(args.hp)
-    metric_definitions = getattr(_load_module(entry_point), "METRIC_DEFINITIONS", None)
+    workload = load_workload(entry_point, hyperparameters)  # a misspelt --hp fails here, before any job
+    metric_definitions = getattr(workload, "METRIC_DEFINITIONS", None)
     output = os.path.abspath(args.output)
     os.makedirs(output, exist_ok=True)
-    session = _session(args)
-    estimator = _estimator(entry_point, lib, hyperparameters, metric_definitions, output, session,
+    session = make_session(args, **({"spot_interruptions": args.interrupt_after} if args.interrupt_after else {}))
+    estimator = make_estimator(entry_point, lib, hyperparameters, metric_definitions, output, session,
                            instance_count=args.instance_count)
+    if args.interrupt_after:
+        _rehearse_spot(estimator, output)
     hosts = " on %d hosts" % args.instance_count if args.instance_count > 1 else ""
     print("smgluon: training %s on %s%s (log streams below; jobs in %s)"
           % (os.path.basename(entry_point), ", ".join(sorted(channels)), hosts, session.root_dir), file=sys.stderr)
@@ -154,7 +69,28 @@ def cmd_train(args):
         print("%s = %g" % (metric["MetricName"], metric["Value"]))
     model = estimator.model_data[len("file://"):]
     print("model: %s" % model)
+    if args.interrupt_after:
+        print("checkpoints: %s" % estimator.checkpoint_s3_uri[len("file://"):])
     return 0
+
+
+def _rehearse_spot(estimator, output):
+    """``--interrupt-after``: a managed spot job whose checkpoints go to a new directory under ``output``."""
+    import datetime
+
+    estimator.use_spot_instances = True
+    estimator.max_wait = estimator.max_run
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    estimator.checkpoint_s3_uri = "file://" + os.path.join(output, "checkpoints", stamp)
+
+
+def _interruptions(text):
+    from smgluon_local.spot import parse_interruptions
+
+    try:
+        return parse_interruptions(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _tar_entry_point(model_tar):
@@ -162,7 +98,9 @@ def _tar_entry_point(model_tar):
         with tarfile.open(model_tar) as tar:
             names = [os.path.normpath(n) for n in tar.getnames()]
     except (OSError, tarfile.TarError) as e:
-        raise CliError("%s: not a readable model.tar.gz (%s)" % (model_tar, e)) from None
+        # tarfile's ReadError lists every compression it tried, a line each.
+        reason = "not a tar archive, or a damaged one" if isinstance(e, tarfile.ReadError) else e
+        raise CliError("%s: not a readable model.tar.gz (%s)" % (model_tar, reason)) from None
     scripts = [n for n in names if os.path.dirname(n) == "code" and n.endswith(".py")]
     return os.path.basename(scripts[0]) if len(scripts) == 1 else None
 
@@ -175,26 +113,40 @@ def _wait_for_signal():
         pass
 
 
+def _workload_code(args, workload):
+    entry_point = find_entry_point(workload, repo_dir("entry_points", args.entry_points))
+    lib = repo_dir(os.path.join("lib", "smgluon"), args.lib)
+    return dict(entry_point=os.path.basename(entry_point), source_dir=os.path.dirname(entry_point),
+                dependencies=[lib] if lib else [])
+
+
+def _serving_code(args, model_tar, session):
+    """MXNetModel's code arguments: --workload, else the archive's code/*.py, else the code of the job that made it."""
+    if args.workload:
+        return _workload_code(args, args.workload)
+    script = _tar_entry_point(model_tar)
+    if script is not None:
+        return dict(entry_point=script)
+    record = job_record.trained_by(model_tar, session.root_dir, session.local_s3)
+    if record is None:
+        raise CliError("%s has no single code/*.py entry point and no training job under %s made it; pass "
+                       "--workload NAME (e.g. mnist_mlp)" % (args.model, session.root_dir))
+    print("smgluon: serving with %s, as training job %s ran it" % (record.entry_point, record.job_name),
+          file=sys.stderr)
+    if record.source_dir:  # the job's uploaded sourcedir.tar.gz, as estimator.deploy() serves it
+        return dict(entry_point=record.entry_point, source_dir=record.source_dir)
+    return _workload_code(args, record.entry_point[: -len(".py")])
+
+
 def cmd_serve(args):
     """``smgluon serve``: serve a model.tar.gz with the MXNet serving stack until Ctrl-C."""
     model_tar = os.path.abspath(args.model)
     if not os.path.isfile(model_tar):
         raise CliError("%s: no such file" % args.model)
-    kwargs = {}
-    if args.workload:
-        entry_point = _entry_point(args.workload, _repo_dir("entry_points", args.entry_points))
-        lib = _repo_dir(os.path.join("lib", "smgluon"), args.lib)
-        kwargs = dict(entry_point=os.path.basename(entry_point), source_dir=os.path.dirname(entry_point),
-                      dependencies=[lib] if lib else [])
-    else:
-        script = _tar_entry_point(model_tar)
-        if script is None:
-            raise CliError("%s has no single code/*.py entry point; pass --workload NAME (e.g. mnist_mlp)"
-                           % args.model)
-        kwargs = dict(entry_point=script)
+    session = make_session(args, serving_port=args.port)
+    kwargs = _serving_code(args, model_tar, session)
     from sagemaker.mxnet import MXNetModel
 
-    session = _session(args, serving_port=args.port)
     model = MXNetModel(model_data="file://" + model_tar, role=ROLE, framework_version=FRAMEWORK_VERSION,
                        py_version=PY_VERSION, sagemaker_session=session, **kwargs)
     print("smgluon: starting multi-model-server for %s ..." % args.model, file=sys.stderr)
@@ -276,31 +228,21 @@ def cmd_predict(args):
     return 0
 
 
-def _add_common(p):
-    p.add_argument("--root", help="directory for jobs, endpoints and the local bucket "
-                   "(default: $SMGLUON_LOCAL_ROOT or ~/.smgluon/local)")
-    p.add_argument("--entry-points", help="directory of workload entry points (default: ./entry_points)")
-    p.add_argument("--lib", help="the smgluon package shipped as a dependency (default: ./lib/smgluon)")
-
-
-def _add_channel_options(p):
-    """``--train``, ``--test`` and ``--training`` (read by :func:`_channels`)."""
-    p.add_argument("--train", metavar="DIR", help="the train channel")
-    p.add_argument("--test", metavar="DIR", help="the test channel")
-    p.add_argument("--training", metavar="DIR", help="one channel holding train and test files")
-
-
 def _add_train(sub):
     p = sub.add_parser("train", help="train a workload as a local SageMaker training job",
                        description="Train entry_points/WORKLOAD.py through the SageMaker SDK, locally.")
     p.add_argument("workload", metavar="WORKLOAD", help="entry point name in entry_points/, e.g. mnist_mlp")
     p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="a hyperparameter (repeatable)")
-    _add_channel_options(p)
+    add_channel_options(p)
     p.add_argument("--output", metavar="DIR", default="smgluon-output",
                    help="where <job>/output/model.tar.gz goes (default: ./smgluon-output)")
     p.add_argument("--instance-count", type=_positive_int, default=1, metavar="N",
                    help="hosts algo-1 … algo-N, trained with the parameter server as on SageMaker (default: 1)")
-    _add_common(p)
+    p.add_argument("--interrupt-after", type=_interruptions, metavar="WHEN",
+                   help="rehearse managed spot training: reclaim the instances and restart the job after WHEN, "
+                        "e.g. 30s, '2 checkpoints' or '30s,2 checkpoints' (one interruption each); the "
+                        "checkpoints go to OUTPUT/checkpoints/")
+    add_common(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -318,8 +260,9 @@ def _add_serve(sub):
     p = sub.add_parser("serve", help="serve a model.tar.gz with multi-model-server until Ctrl-C")
     p.add_argument("model", metavar="MODEL_TAR_GZ", help="a model.tar.gz from `smgluon train`")
     p.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one; at most 32766)")
-    p.add_argument("--workload", help="entry point serving the model (default: the archive's code/*.py)")
-    _add_common(p)
+    p.add_argument("--workload", help="entry point serving the model (default: the archive's code/*.py, else the "
+                   "code of the `smgluon train` job that made it)")
+    add_common(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -333,34 +276,37 @@ def _add_predict(sub):
     p.set_defaults(func=cmd_predict)
 
 
-SUBCOMMANDS = [_add_train, _add_serve, _add_predict, add_data_command]
+SUBCOMMANDS = [_add_train, _add_serve, _add_predict, add_data_command, add_package_command]
 
 
-def _add_tune(sub):
-    from smgluon_local.tune_cli import add_tune_command  # imports this module
-
-    add_tune_command(sub)
+SUBCOMMANDS += [tune_cli.add_tune_command, quickstart.add_quickstart_command]
 
 
-SUBCOMMANDS.append(_add_tune)
+def _add_output_options(parser, default):
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show the Python traceback of an error instead of its one-line message")
+    parser.add_argument("--verbose", action="store_true", default=default,
+                        help="also show the SageMaker SDK's config, telemetry and repacking notices")
 
 
-def _add_quickstart(sub):
-    from smgluon_local.quickstart import add_quickstart_command  # imports this module
-
-    add_quickstart_command(sub)
-
-
-SUBCOMMANDS.append(_add_quickstart)
+def _subparsers(parser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                yield subparser
+                yield from _subparsers(subparser)
 
 
 def build_parser():
     """The argparse parser with every registered subcommand."""
     parser = argparse.ArgumentParser(prog="smgluon", description="SageMaker MXNet Gluon workloads, locally.")
+    _add_output_options(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for add in SUBCOMMANDS:
         add(sub)
+    for subparser in _subparsers(parser):  # `smgluon train ... --debug` as well as `smgluon --debug train ...`
+        _add_output_options(subparser, argparse.SUPPRESS)
     return parser
 
 
@@ -369,7 +315,8 @@ def _user_errors():
 
     Looking them up in ``sys.modules`` keeps ``smgluon predict`` from importing the SDK.
     """
-    errors = [CliError, FileNotFoundError, ValueError, tarfile.TarError]
+    errors = [CliError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError,
+              tarfile.TarError, FetchError]
     for module, names in (("smgluon_local.endpoint", ("JavaNotFoundError", "ModelServerError")),
                           ("smgluon_local.storage", ("NoCredentialsError",)),
                           ("sagemaker.exceptions", ("UnexpectedStatusException",)),
@@ -379,48 +326,27 @@ def _user_errors():
     return tuple(errors)
 
 
-_interrupted = threading.Event()
-
-
-def _interrupt(signum, frame):
-    _interrupted.set()
-    raise KeyboardInterrupt
-
-
-def raise_if_interrupted():
-    """Raise KeyboardInterrupt if Ctrl-C or SIGTERM came since :func:`main` started.
-
-    Call it after SDK calls that may swallow one: the SageMaker SDK's telemetry
-    wrapper (``sagemaker/telemetry/telemetry_logging.py``, around ``Estimator.fit``
-    and the local client's ``create_model`` and ``create_endpoint_config``) ends in
-    ``finally: return response``, which discards a KeyboardInterrupt raised inside.
-    ``fit()`` then returns as if the job had ended, after Ctrl-C stopped it.
-    """
-    if _interrupted.is_set():
-        raise KeyboardInterrupt
-
-
 def main(argv=None):
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (see :mod:`smgluon_local.cli_errors`)."""
     args = build_parser().parse_args(argv)
+    sdk_logging.quiet(args.verbose or None)  # None: $SMGLUON_VERBOSE decides
     previous = {}
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C and `kill`/`timeout` (SIGTERM) unwind as KeyboardInterrupt, so jobs and endpoints are
         # stopped. SIGINT too, although Python handles it already: a command that a script starts in
         # the background inherits SIGINT ignored, and Python then leaves it ignored.
-        _interrupted.clear()
+        commands.clear_interrupted()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, _interrupt)
+            previous[sig] = signal.signal(sig, commands.interrupt)
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("smgluon: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        if isinstance(e, _user_errors()):
-            print("smgluon: error: %s" % e, file=sys.stderr)
-            return 1
-        raise
+        if args.debug:
+            raise
+        return cli_errors.report(e, _user_errors())
     finally:
         for sig, handler in previous.items():
             if handler is not None:  # None: not set from Python; leave ours

@@ -19,8 +19,12 @@ from sagemaker.local.entities import _LocalEndpoint, _LocalTrainingJob
 from sagemaker.local.local_session import LocalSagemakerClient
 from sagemaker.utils import format_tags
 
+from smgluon_local import spot
 from smgluon_local.container import ProcessContainer
-from smgluon_local.training_job import COMPLETED, FAILED, channel_source, final_metrics
+from smgluon_local.host_tree import channel_source
+from smgluon_local.job_log import final_metrics
+from smgluon_local.job_status import COMPLETED, FAILED
+from smgluon_local.transform_job import TransformClientMixin
 from smgluon_local.tuning import TuningClientMixin
 
 logger = logging.getLogger(__name__)
@@ -79,9 +83,10 @@ class ProcessTrainingJob(_LocalTrainingJob):
         self.state = self._TRAINING
         max_runtime = (self.request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
         stream = self.container.sagemaker_session.log_stream
+        managed = spot.from_request(self.request, getattr(self.container.sagemaker_session, "spot_interruptions", ()))
         self.run = self.container.start_training(
             input_data_config, output_data_config, hyperparameters, environment, job_name, max_runtime=max_runtime,
-            stream=stream if stream not in (None, False) else False)
+            stream=stream if stream not in (None, False) else False, spot=managed)
         self.log_path = self.run.log_path
         self.run.add_done_callback(self._ended)
         if self.stop_requested:
@@ -93,7 +98,6 @@ class ProcessTrainingJob(_LocalTrainingJob):
         self.log_path = run.log_path
         self.metrics = final_metrics(run.log_path, self.metric_definitions)
         self.model_artifacts = result.model_artifacts if result else None  # None when the job failed
-        self.container.result = result
         self.failure_reason = run.failure_reason if run.status == FAILED else None
         self.end_time = datetime.datetime.now()
         self.state = {COMPLETED: self._COMPLETED, FAILED: self._FAILED}.get(run.status, self._STOPPED)
@@ -131,10 +135,11 @@ class ProcessTrainingJob(_LocalTrainingJob):
         for key in ("ResourceConfig", "AlgorithmSpecification"):
             response[key] = {**self.request.get(key, {}), **response[key]}
         response["OutputDataConfig"] = {"KmsKeyId": "", **(response["OutputDataConfig"] or {})}
+        response.update(spot.describe_fields(self.run))  # status transitions, training and billable seconds
         return response
 
     def stop(self):
-        """Stop the job (StopTrainingJob): it ends in status Stopped, without a model.
+        """Stop the job (StopTrainingJob): it ends in status Stopped, with a model of what the script saved.
 
         Returns at once; a job still being set up stops as soon as it starts.
         """
@@ -163,6 +168,24 @@ def _stop_running_endpoints():
             pass
 
 
+def _model_data_uri(primary_container):
+    """The container's ModelDataUrl, or its ModelDataSource's S3 URI (``model_data`` given as a dict).
+
+    An uncompressed ModelDataSource is a key prefix of model files; ``container.serve``
+    serves a directory as the model's files, so both forms need nothing more.
+
+    Raises:
+        ValueError: For a ModelDataSource that is not an S3DataSource.
+    """
+    if primary_container.get("ModelDataUrl") or not primary_container.get("ModelDataSource"):
+        return primary_container.get("ModelDataUrl")
+    source = primary_container["ModelDataSource"].get("S3DataSource")
+    if not source or not source.get("S3Uri"):
+        raise ValueError("ModelDataSource %r: ProcessSession serves an S3DataSource with an S3Uri only"
+                         % primary_container["ModelDataSource"])
+    return source["S3Uri"]
+
+
 class ProcessEndpoint(_LocalEndpoint):
     """The SDK's local endpoint, served by a local model server on its own port."""
 
@@ -180,7 +203,7 @@ class ProcessEndpoint(_LocalEndpoint):
         self.container = ProcessContainer(instance_type, instance_count, image, self.local_session)
         try:
             _RUNNING.add(self)
-            self.container.serve(self.primary_container.get("ModelDataUrl"),
+            self.container.serve(_model_data_uri(self.primary_container),
                                  self.primary_container.get("Environment") or {}, endpoint_name=self.name)
         except BaseException:
             _RUNNING.discard(self)
@@ -195,10 +218,11 @@ class ProcessEndpoint(_LocalEndpoint):
         return server.url if server and server.port else None
 
 
-class ProcessSagemakerClient(TuningClientMixin, LocalSagemakerClient):
+class ProcessSagemakerClient(TransformClientMixin, TuningClientMixin, LocalSagemakerClient):
     """A LocalSagemakerClient whose training jobs and endpoints are local processes.
 
-    Hyperparameter tuning jobs come from :class:`~smgluon_local.tuning.TuningClientMixin`.
+    Hyperparameter tuning jobs come from :class:`~smgluon_local.tuning.TuningClientMixin`, batch
+    transform jobs from :class:`~smgluon_local.transform_job.TransformClientMixin`.
     """
 
     def create_training_job(self, TrainingJobName, AlgorithmSpecification, OutputDataConfig,  # noqa: N803
@@ -212,9 +236,10 @@ class ProcessSagemakerClient(TuningClientMixin, LocalSagemakerClient):
         Returns:
             dict: ``{"TrainingJobArn": ...}``.
         """
-        for key in ("ExperimentConfig", "VpcConfig", "CheckpointConfig"):
+        for key in ("ExperimentConfig", "VpcConfig"):
             if kwargs.get(key):
                 logger.warning("%s is ignored by ProcessSession.", key)
+        spot.validate_request(kwargs, getattr(self.sagemaker_session, "spot_interruptions", ()))
         container = ProcessContainer(ResourceConfig["InstanceType"], ResourceConfig["InstanceCount"],
                                      AlgorithmSpecification["TrainingImage"],
                                      sagemaker_session=self.sagemaker_session,
@@ -266,7 +291,17 @@ class ProcessSagemakerClient(TuningClientMixin, LocalSagemakerClient):
         return {"Tags": []}
 
     def create_endpoint(self, EndpointName, EndpointConfigName, Tags=None):  # noqa: N803
-        """Start a model server for the endpoint config's model (CreateEndpoint)."""
+        """Start a model server for the endpoint config's model (CreateEndpoint).
+
+        Raises:
+            botocore.exceptions.ClientError: ``ValidationException`` if an endpoint of that
+                name exists, as on SageMaker (its model server would otherwise be left
+                running unreachable); ``update_endpoint`` changes a running endpoint.
+        """
+        if EndpointName in LocalSagemakerClient._endpoints:
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": (
+                'Cannot create already existing endpoint "%s"; delete it first, or call update_endpoint to '
+                'serve another endpoint config' % EndpointName)}}, "CreateEndpoint")
         endpoint = ProcessEndpoint(EndpointName, EndpointConfigName, format_tags(Tags), self.sagemaker_session)
         LocalSagemakerClient._endpoints[EndpointName] = endpoint
         try:
@@ -274,6 +309,38 @@ class ProcessSagemakerClient(TuningClientMixin, LocalSagemakerClient):
         except BaseException:
             LocalSagemakerClient._endpoints.pop(EndpointName, None)
             raise
+
+    def update_endpoint(self, EndpointName, EndpointConfigName):  # noqa: N803
+        """Serve the endpoint from another endpoint config (UpdateEndpoint).
+
+        As on SageMaker, the old model server keeps answering until the new one is
+        healthy, then the endpoint switches to it; if the new one fails to start, the
+        endpoint keeps its old config and the error is raised. With a fixed
+        ``serving_port`` both cannot listen at once, so the old server stops first and
+        is started again if the new one fails.
+
+        Raises:
+            botocore.exceptions.ClientError: ``ValidationException`` for an unknown
+                endpoint or endpoint config.
+        """
+        old = LocalSagemakerClient._endpoints.get(EndpointName)
+        if old is None:
+            raise _not_found("UpdateEndpoint", "endpoint %s" % EndpointName)
+        if EndpointConfigName not in LocalSagemakerClient._endpoint_configs:
+            raise _not_found("UpdateEndpoint", "endpoint configuration %s" % EndpointConfigName)
+        new = ProcessEndpoint(EndpointName, EndpointConfigName, old.tags, self.sagemaker_session)
+        fixed_port = bool(self.sagemaker_session.serving_port())
+        if fixed_port:
+            old.stop()
+        try:
+            new.serve()
+        except BaseException:
+            if fixed_port:
+                old.serve()
+            raise
+        LocalSagemakerClient._endpoints[EndpointName] = new
+        old.stop()
+        return {"EndpointArn": new.describe()["EndpointArn"]}
 
     def delete_endpoint(self, EndpointName):  # noqa: N803
         """Stop the endpoint's model server and every worker (DeleteEndpoint)."""
@@ -292,14 +359,20 @@ class ProcessSagemakerClient(TuningClientMixin, LocalSagemakerClient):
             raise _not_found("invoke_endpoint", "local endpoint %s" % EndpointName)
         return endpoint.url
 
-    def create_transform_job(self, *args, **kwargs):
-        """Not supported yet."""
-        raise NotImplementedError("Batch transform is not supported by ProcessSession yet; deploy() the "
-                                  "model and call predict() instead")
-
     def create_processing_job(self, *args, **kwargs):
         """Not supported."""
         raise NotImplementedError("Processing jobs are not supported by ProcessSession")
+
+
+def _load_error_note(endpoint_name):
+    # The model server answers every request with a bare "Prediction failed" when model_fn
+    # failed at start-up; SageMaker's ModelError points to the log, so name the cause here.
+    endpoint = LocalSagemakerClient._endpoints.get(endpoint_name)
+    server = getattr(getattr(endpoint, "container", None), "server", None)
+    if server is None or not server.load_error:
+        return ""
+    return " The model failed to load when the endpoint started: %s (log %s)" % (
+        server.load_error.strip().splitlines()[-1], server.log_path)
 
 
 class ProcessRuntimeClient:
@@ -341,10 +414,9 @@ class ProcessRuntimeClient:
         if r.status >= 300:
             text = r.data.decode("utf-8", errors="replace")
             r.release_conn()
+            message = "Received client error (%d) from primary with message \"%s\"." % (r.status, text)
             raise ClientError({
-                "Error": {"Code": "ModelError",
-                          "Message": "Received client error (%d) from primary with message \"%s\"."
-                          % (r.status, text)},
+                "Error": {"Code": "ModelError", "Message": message + _load_error_note(EndpointName)},
                 "OriginalStatusCode": r.status, "OriginalMessage": text,
             }, "InvokeEndpoint")
         return {"Body": r, "ContentType": r.headers.get("Content-Type", Accept)}

@@ -24,9 +24,7 @@ Stopping is SIGTERM to every host's group, then SIGKILL after
 import json
 import logging
 import os
-import random
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -37,8 +35,16 @@ import psutil
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Cluster", "HostProcess", "JOB_ENV", "free_port", "release_port", "job_processes", "signal_name",
-           "POLL_S", "TERM_GRACE_S", "FAULT_BOUND_S"]
+__all__ = [
+    "Cluster",
+    "HostProcess",
+    "JOB_ENV",
+    "job_processes",
+    "signal_name",
+    "POLL_S",
+    "TERM_GRACE_S",
+    "FAULT_BOUND_S",
+]
 
 JOB_ENV = "SMGLUON_LOCAL_JOB"
 ROLE_STATUS_ENV = "SMGLUON_ROLE_STATUS_DIR"
@@ -64,46 +70,6 @@ TERM_GRACE_S = 5.0  # SIGTERM → SIGKILL
 # at once (it waits on the script), the runner within POLL_S, and the other hosts are gone
 # TERM_GRACE_S later at the latest; the rest is margin for packaging and a loaded machine.
 FAULT_BOUND_S = 15.0
-# The scheduler's port comes from below Linux's ephemeral range, where ps-lite's own nodes
-# (and every other `bind(0)`) take theirs, so a port that was free stays free.
-_PORT_RANGE = (20000, 32767)
-_ports_lock = threading.Lock()
-_ports_in_use = set()
-
-
-def _bindable(port):
-    for family, address in ((socket.AF_INET, ("0.0.0.0", port)), (socket.AF_INET, ("127.0.0.1", port))):
-        with socket.socket(family, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(address)
-            except OSError:
-                return False
-    return True
-
-
-def free_port():
-    """A TCP port that is free now and not handed to another job of this process.
-
-    Call :func:`release_port` when the job ends.
-
-    Raises:
-        RuntimeError: If no port in the range is free.
-    """
-    low, high = _PORT_RANGE
-    rng = random.Random()
-    with _ports_lock:
-        for _ in range(200):
-            port = rng.randint(low, high)
-            if port not in _ports_in_use and _bindable(port):
-                _ports_in_use.add(port)
-                return port
-    raise RuntimeError("no free TCP port in %d-%d for the parameter-server scheduler" % _PORT_RANGE)
-
-
-def release_port(port):
-    """Lets :func:`free_port` hand ``port`` out again."""
-    with _ports_lock:
-        _ports_in_use.discard(port)
 
 
 def job_processes(job_dir):
@@ -256,8 +222,15 @@ class Cluster:
         os.makedirs(roles_dir, exist_ok=True)
         env[ROLE_STATUS_ENV] = roles_dir
         env["PATH"] = os.pathsep.join([self.bin_dir] + [p for p in env.get("PATH", os.defpath).split(os.pathsep) if p])
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         pump = threading.Thread(target=self._pump, args=(host, proc), daemon=True, name="log-%s" % host)
         entry = HostProcess(host, proc, pump, roles_dir)
         self.hosts.append(entry)
@@ -279,10 +252,6 @@ class Cluster:
     def poll(self):
         """Checks every host and its roles; returns the hosts that ended or failed so far."""
         return [h for h in self.hosts if h.poll() is not None or h.poll_roles() is not None]
-
-    def running(self):
-        """Hosts whose first process is still running."""
-        return [h for h in self.hosts if h.poll() is None]
 
     def terminate(self, grace=TERM_GRACE_S):
         """Stops every process of the job: SIGTERM to each host's group, SIGKILL after ``grace`` seconds.
@@ -319,8 +288,9 @@ class Cluster:
             psutil.wait_procs(left, timeout=5)
             left = self._leftovers()
             if left:
-                logger.warning("job %s: processes still running after SIGKILL: %s", self.job_dir,
-                               json.dumps([p.pid for p in left]))
+                logger.warning(
+                    "job %s: processes still running after SIGKILL: %s", self.job_dir, json.dumps([p.pid for p in left])
+                )
 
     def _leftovers(self):
         return job_processes(self.job_dir)

@@ -74,7 +74,17 @@ import urllib.request
 import zipfile
 import zlib
 
-__all__ = ["DataFile", "Dataset", "DATASETS", "FetchError", "fetch", "verify", "add_data_command", "MIRROR_ENV"]
+__all__ = [
+    "DataFile",
+    "Dataset",
+    "DATASETS",
+    "FetchError",
+    "DataUnavailableError",
+    "fetch",
+    "verify",
+    "add_data_command",
+    "MIRROR_ENV",
+]
 
 MIRROR_ENV = "SMGLUON_DATA_MIRROR"
 USER_AGENT = "smgluon-data-fetch/0.1 (+https://github.com/; python-urllib)"
@@ -83,6 +93,22 @@ _CHUNK = 1 << 20
 
 class FetchError(Exception):
     """A data set could not be fetched or verified; the message names the file and what to do."""
+
+
+class DataUnavailableError(FetchError):
+    """No local copy of a data set has a file, and it could not be downloaded (offline, or downloading is off).
+
+    Attributes:
+        dataset (str): the data set's name, e.g. ``fashion-mnist``.
+    """
+
+    def __init__(self, message, dataset):
+        super().__init__(message)
+        self.dataset = dataset
+
+
+class _TransferFailed(FetchError):
+    """No answer from a server, after the retries (the machine may be offline)."""
 
 
 class DataFile:
@@ -331,7 +357,7 @@ def download(url, path, retries=3, retry_delay=1.0, timeout=60.0, log=None):
                 raise
             last = e
         log("  transfer of %s interrupted (%s)" % (url, _describe(last)))
-    raise FetchError("%s: transfer failed after %d attempts (%s)" % (url, retries + 1, _describe(last)))
+    raise _TransferFailed("%s: transfer failed after %d attempts (%s)" % (url, retries + 1, _describe(last)))
 
 
 def _describe(error):
@@ -426,9 +452,10 @@ def fetch(
                 to_download.append(data_file)
         if to_download:
             if not allow_download:
-                raise FetchError(
+                raise DataUnavailableError(
                     "%s: no local copy of %s and downloading is off; give --mirror DIR or set %s"
-                    % (dataset.name, ", ".join(f.name for f in to_download), MIRROR_ENV)
+                    % (dataset.name, ", ".join(f.name for f in to_download), MIRROR_ENV),
+                    dataset.name,
                 )
             _download_files(dataset, to_download, urls or dataset.urls, staging, log, retries, retry_delay, timeout)
         for data_file in pending:  # every file is verified: move them in
@@ -488,7 +515,7 @@ def _from_local(dataset, data_file, mirrors, mirror, staging, log):
 
 def _download_files(dataset, files, urls, staging, log, retries, retry_delay, timeout):
     """Downloads the files (or the archive holding them) into ``staging``, trying each base URL in turn."""
-    failures = []
+    failures, unreachable = [], True
     for base in urls:
         base = base if base.endswith("/") else base + "/"
         try:
@@ -506,11 +533,13 @@ def _download_files(dataset, files, urls, staging, log, retries, retry_delay, ti
             return
         except FetchError as e:
             failures.append(str(e))
+            unreachable = unreachable and isinstance(e, _TransferFailed)
             for name in os.listdir(staging):
                 if name.endswith(".part") or name == dataset.archive:
                     os.remove(os.path.join(staging, name))
     separator = "\n  " if len(failures) > 1 else " "
-    raise FetchError("%s could not be fetched:%s%s" % (dataset.name, separator, separator.join(failures)))
+    message = "%s could not be fetched:%s%s" % (dataset.name, separator, separator.join(failures))
+    raise DataUnavailableError(message, dataset.name) if unreachable else FetchError(message)
 
 
 def _verifies(path, data_file):
@@ -556,6 +585,10 @@ def _download_archive(dataset, files, base, staging, log, retries, retry_delay, 
 
 def cmd_fetch(args):
     """``smgluon data fetch``: prints where the channels are; one line of error on failure."""
+    from smgluon_local import nyc_flights_data  # generated from a package, not downloaded files
+
+    if args.name == nyc_flights_data.NAME:
+        return nyc_flights_data.cmd_fetch(args)
     try:
         channels = fetch(
             args.name,
@@ -566,6 +599,8 @@ def cmd_fetch(args):
             retries=args.retries,
             timeout=args.timeout,
         )
+    except DataUnavailableError:
+        raise  # the command line's answer: the ways to get the data, exit status 2
     except FetchError as e:
         print("smgluon: error: %s" % e, file=sys.stderr)
         return 1
@@ -595,7 +630,9 @@ def add_data_command(subparsers):
         description="Download a data set from its official source, or copy it from a local copy, verify the"
         " checksums, and write the channel folders the workloads read.",
     )
-    p.add_argument("name", choices=sorted(DATASETS), help="the data set")
+    from smgluon_local import nyc_flights_data
+
+    p.add_argument("name", choices=sorted(list(DATASETS) + [nyc_flights_data.NAME]), help="the data set")
     p.add_argument("--dest", default="data", metavar="DIR", help="where DATASET/ goes (default: ./data)")
     p.add_argument(
         "--mirror",
@@ -607,5 +644,6 @@ def add_data_command(subparsers):
     p.add_argument("--no-download", action="store_true", help="fail rather than download what no local copy has")
     p.add_argument("--retries", type=int, default=3, help="retries of a cut or failed transfer (default: 3)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds without data before retrying (default: 60)")
+    nyc_flights_data.add_arguments(p)
     p.set_defaults(func=cmd_fetch)
     return data

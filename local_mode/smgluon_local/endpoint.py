@@ -15,7 +15,6 @@ import importlib.util
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,9 @@ import urllib.error
 import urllib.request
 from xml.etree import ElementTree
 
+from smgluon_local import request_guard
+from smgluon_local.ports import free_port, port_is_free
+from smgluon_local.storage import copy_tree_writable
 from smgluon_local.tarfiles import safe_extract
 from smgluon_local.watchdog import STOP_GRACE_S, ProcessGroup, Watchdog
 
@@ -31,7 +33,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["JavaNotFoundError", "ModelServerError", "ModelServer", "find_java", "free_port", "port_is_free"]
 
-HANDLER_SERVICE = "sagemaker_mxnet_serving_container.handler_service"
+# The container's handler service, with its default model_fn fixed for sagemaker-inference 1.10.
+HANDLER_SERVICE = "smgluon_local.handler_service"
+# The request size limit in SageMaker's containers (sagemaker_inference.parameters).
+MAX_PAYLOAD_ENV = request_guard.MAX_PAYLOAD_ENV
 # What sagemaker_mxnet_serving_container.serving sets when the variables are unset.
 SERVING_DEFAULT_ENV = {
     "MXNET_CPU_WORKER_NTHREADS": "1",
@@ -69,33 +74,19 @@ def find_java():
     return java
 
 
-def port_is_free(port, host="127.0.0.1"):
-    """Whether a TCP port can be bound on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
+def default_vmargs(environment):
+    """The frontend's JVM options: the toolkit's default and a heap bound.
+
+    Without one the JVM sizes its heap up to a quarter of the machine's memory as load goes on, which
+    on a laptop is the notebook's memory; requests need about four times the frontend's request limit
+    (bodies being received and aggregated) beside a fixed 512 MB. A model's SAGEMAKER_MODEL_SERVER_VMARGS
+    replaces this, as it replaces the toolkit's default.
+    """
+    limit_mb = request_guard.frontend_limit({**os.environ, **environment}) // (1024 * 1024)
+    return "-XX:-UseContainerSupport -Xmx%dm" % (512 + 4 * limit_mb)
 
 
 MAX_MMS_PORT = 32766  # MMS 1.1 rejects ports >= 32767 ("Invalid port number")
-
-
-def free_port(host="127.0.0.1", low=20000, high=MAX_MMS_PORT):
-    """A TCP port in ``[low, high]`` that was free a moment ago.
-
-    Raises:
-        ModelServerError: If no port in the range can be bound.
-    """
-    import random
-
-    candidates = list(range(low, high + 1))
-    random.shuffle(candidates)
-    for port in candidates[:200]:
-        if port_is_free(port, host):
-            return port
-    raise ModelServerError("no free TCP port between %d and %d on %s" % (low, high, host))
 
 
 def _package_file(package, *parts):
@@ -112,8 +103,8 @@ def log_config():
     (logs/access_log.log keeps every request, rotated), and the worker thread's
     per-request "Backend response time" line is not logged. Everything else,
     including the worker lines :meth:`ModelServer.start` reads, is as in the
-    container. It also saves the frontend 15–60 µs of CPU per request
-    (bench/results/serving.md).
+    container. It also saves the frontend CPU time on every request
+    (bench/results/findings.md).
 
     Returns:
         str: the XML.
@@ -160,7 +151,8 @@ class ModelServer:
 
     Args:
         endpoint_dir (str): New directory for the endpoint's model, config and logs.
-        model_tar (str or None): Local path of model.tar.gz (None for no model files).
+        model_tar (str or None): Local path of model.tar.gz, or of a directory of model files
+            (None for no model files).
         environment (dict): The model's container environment (SAGEMAKER_PROGRAM, ...).
         port (int): Port to listen on; None picks a free one.
         code_dir (str): Optional local directory to use as ``model/code`` when the
@@ -193,7 +185,9 @@ class ModelServer:
     def _prepare(self):
         os.makedirs(self.endpoint_dir)
         os.makedirs(self.model_dir)
-        if self.model_tar:
+        if self.model_tar and os.path.isdir(self.model_tar):
+            copy_tree_writable(self.model_tar, self.model_dir)
+        elif self.model_tar:
             safe_extract(self.model_tar, self.model_dir)
         code = os.path.join(self.model_dir, "code")
         if not os.path.isdir(code) and self.code_dir:
@@ -210,9 +204,10 @@ class ModelServer:
             "default_service_handler": HANDLER_SERVICE,
             "default_response_timeout": self.environment.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60"),
             "default_workers_per_model": self.environment.get("SAGEMAKER_MODEL_SERVER_WORKERS"),
-            "vmargs": self.environment.get("SAGEMAKER_MODEL_SERVER_VMARGS", "-XX:-UseContainerSupport"),
-            "max_request_size": (int(self.environment["SAGEMAKER_MAX_REQUEST_SIZE_IN_MB"]) * 1024 * 1024
-                                 if "SAGEMAKER_MAX_REQUEST_SIZE_IN_MB" in self.environment else None),
+            "vmargs": self.environment.get("SAGEMAKER_MODEL_SERVER_VMARGS") or default_vmargs(self.environment),
+            # SAGEMAKER_MAX_PAYLOAD_IN_MB (batch transform sets the job's MaxPayloadInMB) is enforced by the
+            # request guard with a 413 and a message; the frontend's own cap lets twice that through to it.
+            "max_request_size": request_guard.frontend_limit({**os.environ, **self.environment}),
         }
         config += "".join("%s=%s\n" % (k, v) for k, v in settings.items() if v)
         path = os.path.join(self.endpoint_dir, "mms.properties")
@@ -308,12 +303,14 @@ class ModelServer:
 
         Raises:
             JavaNotFoundError: Without a Java runtime.
+            ValueError: If SAGEMAKER_MAX_PAYLOAD_IN_MB is not a positive whole number.
             ModelServerError: If the requested port is busy, or the server exits or
                 stays unhealthy for ``startup_timeout`` seconds (the message has the
                 log tail). Everything started is stopped again.
             UnsafeTarError: If model.tar.gz holds unsafe members.
         """
         find_java()
+        request_guard.max_payload_bytes({**os.environ, **self.environment})  # a bad limit fails before anything runs
         if self.requested_port is not None and not 0 < self.requested_port <= MAX_MMS_PORT:
             raise ModelServerError("port %d is out of range: multi-model-server accepts 1-%d"
                                    % (self.requested_port, MAX_MMS_PORT))

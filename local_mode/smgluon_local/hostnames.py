@@ -16,8 +16,10 @@ side never sees a host name: the toolkit hands it the address it resolved.
 ``HOSTALIASES`` is no help here: glibc applies it only to DNS queries, after
 /etc/hosts, and then still needs a resolver for the alias it maps to.
 
-An existing ``sitecustomize`` further down ``sys.path`` still runs: the one
-written here loads it after patching.
+An existing ``sitecustomize`` further down ``sys.path`` (a user's, on the
+``PYTHONPATH`` given in ``environment=``, or the interpreter's own) still runs:
+the one written here loads it after patching and hands it its place in
+``sys.modules``.
 """
 
 import json
@@ -42,15 +44,26 @@ if _os.environ.get(%(env)r):
         _install()
     except Exception as _e:  # never stop the interpreter from starting
         _sys.stderr.write("smgluon_local: host names not patched: %%s\\n" %% (_e,))
-    _here = _os.path.dirname(_os.path.abspath(__file__))
-    _rest = [p for p in _sys.path if _os.path.abspath(p or ".") != _here]
+
+
+def _chain():
+    # Python imports one sitecustomize, the first on sys.path: this one. Run the one it shadows (the
+    # user's, on the PYTHONPATH given in environment=, or the interpreter's own) and let it take this
+    # module's place, so `import sitecustomize` later finds it as it would without this file.
     import importlib.machinery as _machinery
     import importlib.util as _util
 
-    _spec = _machinery.PathFinder.find_spec("sitecustomize", _rest)
-    if _spec is not None and _spec.origin and _os.path.dirname(_os.path.abspath(_spec.origin)) != _here:
-        _module = _util.module_from_spec(_spec)
-        _spec.loader.exec_module(_module)
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    rest = [p for p in _sys.path if _os.path.abspath(p or ".") != here]
+    spec = _machinery.PathFinder.find_spec("sitecustomize", rest)
+    if spec is None or not spec.origin or _os.path.dirname(_os.path.abspath(spec.origin)) == here:
+        return
+    module = _util.module_from_spec(spec)
+    _sys.modules["sitecustomize"] = module
+    spec.loader.exec_module(module)
+
+
+_chain()
 '''
 
 

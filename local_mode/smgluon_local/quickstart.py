@@ -20,14 +20,15 @@ import sys
 import tarfile
 import time
 
-from smgluon_local.cli import (
+from smgluon import files
+from smgluon_local.commands import (
     FRAMEWORK_VERSION,
     PY_VERSION,
     ROLE,
     CliError,
-    _entry_point,
-    _repo_dir,
+    find_entry_point,
     raise_if_interrupted,
+    repo_dir,
 )
 
 __all__ = ["run", "learning_curve", "thread_environment", "add_quickstart_command"]
@@ -148,10 +149,9 @@ def learning_curve(metrics_json, png_path, title="fmnist_cnn"):
         ax.set_xticks(x)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = png_path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with files.replacing(png_path) as tmp:  # the name keeps .png: savefig picks the format from it
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, png_path)
     return epochs
 
 
@@ -186,8 +186,8 @@ def run(epochs=None, data_dir="data", output="smgluon-output", num_images=8, roo
     from smgluon_local.datasets import fetch
     from smgluon_local.session import ProcessSession
 
-    entry_point = _entry_point(WORKLOAD, _repo_dir("entry_points"))
-    lib = _repo_dir(os.path.join("lib", "smgluon"))
+    entry_point = find_entry_point(WORKLOAD, repo_dir("entry_points"))
+    lib = repo_dir(os.path.join("lib", "smgluon"))
     sys.path.insert(0, os.path.dirname(entry_point))
     import fmnist_cnn
 

@@ -25,18 +25,22 @@ import sys
 
 import boto3
 import botocore.session
+import sagemaker.utils
 from sagemaker.config import load_sagemaker_config
+from sagemaker.estimator import _TrainingJob
 from sagemaker.local.local_session import LocalSession
-from sagemaker.session import _check_job_status
 from sagemaker.utils import get_config_value
 
+from smgluon_local import sdk_logging, spot
 from smgluon_local.client import ProcessRuntimeClient, ProcessSagemakerClient
-from smgluon_local.storage import LocalS3, S3ResourceProxy
-from smgluon_local.training_job import follow_log
+from smgluon_local.job_log import follow_log
+from smgluon_local.job_status import JobFailedError, check_job_status
+from smgluon_local.storage import LazyClient, LocalS3, S3ResourceProxy, copy_tree_writable, uri_to_local_path
+from smgluon_local.transform_job import TransformSessionMixin
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ProcessSession", "LOCAL_BUCKET", "DEFAULT_REGION", "default_root_dir"]
+__all__ = ["ProcessSession", "JobFailedError", "LOCAL_BUCKET", "DEFAULT_REGION", "default_root_dir"]
 
 LOCAL_BUCKET = "smgluon-local"
 DEFAULT_REGION = "us-west-2"
@@ -49,7 +53,8 @@ def default_root_dir():
 
 
 class _BotoSession(boto3.Session):
-    """A boto3 session whose S3 resources serve the local buckets from disk."""
+    """A boto3 session whose S3 resources serve the local buckets from disk and whose S3 clients
+    are created on first use (jobs with local data and code never need one)."""
 
     local_s3 = None
 
@@ -58,6 +63,11 @@ class _BotoSession(boto3.Session):
             return S3ResourceProxy(self.local_s3, lambda: super(_BotoSession, self).resource(
                 service_name, *args, **kwargs))
         return super().resource(service_name, *args, **kwargs)
+
+    def client(self, service_name, *args, **kwargs):
+        if service_name == "s3" and self.local_s3 is not None:
+            return LazyClient(lambda: super(_BotoSession, self).client(service_name, *args, **kwargs))
+        return super().client(service_name, *args, **kwargs)
 
 
 def _botocore_session(instance_metadata):
@@ -82,7 +92,7 @@ def _opted_out(config):
     return config
 
 
-class ProcessSession(LocalSession):
+class ProcessSession(TransformSessionMixin, LocalSession):
     """A SageMaker LocalSession that runs training jobs and endpoints as local processes.
 
     Args:
@@ -105,10 +115,21 @@ class ProcessSession(LocalSession):
             ~/.aws only, and no request leaves the machine). Unless this is True, an
             unset ``boto3.DEFAULT_SESSION`` is set to such a session too, because the
             SDK's estimator constructor creates a boto3 client from it.
+        verbose (bool): Show the SDK's config, telemetry and repacking notices (default
+            None: hidden unless ``$SMGLUON_VERBOSE`` is set; see :mod:`smgluon_local.sdk_logging`).
+        spot_interruptions: The interruption drill for managed spot jobs (``use_spot_instances=True``):
+            the session reclaims the job's instances and restarts the job, once per item, after
+            seconds of training (``30``, ``"30s"``, ``"2m"``) or completed checkpoint files
+            (``"2 checkpoints"``), or per :class:`smgluon_local.spot.SpotInterruption` (which
+            also sets the grace between SIGTERM and SIGKILL). See :mod:`smgluon_local.spot`.
     """
 
     def __init__(self, root_dir=None, region_name=None, boto_session=None, default_bucket=LOCAL_BUCKET,
-                 sagemaker_config=None, log_stream=None, serving_port=None, instance_metadata=False):
+                 sagemaker_config=None, log_stream=None, serving_port=None, instance_metadata=False, verbose=None,
+                 spot_interruptions=None):
+        if verbose is not None:
+            sdk_logging.quiet(verbose)
+        self.spot_interruptions = spot.parse_interruptions(spot_interruptions)
         self.root_dir = os.path.abspath(root_dir or default_root_dir())
         os.makedirs(self.root_dir, exist_ok=True)
         self.local_s3 = LocalS3(os.path.join(self.root_dir, "s3"), [default_bucket])
@@ -192,7 +213,8 @@ class ProcessSession(LocalSession):
         if wait:
             if not job.done:
                 print("Timeout Exceeded. {} seconds elapsed.".format(timeout))
-            _check_job_status(job_name, desc, "TrainingJobStatus")
+            check_job_status(job_name, desc, "TrainingJobStatus")
+            spot.print_billing(desc)  # as the SDK: training and billable seconds, spot savings
         return desc
 
     def wait_for_tuning_job(self, job, poll=5):
@@ -217,5 +239,50 @@ class ProcessSession(LocalSession):
             training_job.kill()
             raise
         desc = self.sagemaker_client.describe_training_job(TrainingJobName=job)
-        _check_job_status(job, desc, "TrainingJobStatus")
+        check_job_status(job, desc, "TrainingJobStatus")
         return desc
+
+
+_sdk_extract_model = sagemaker.utils._extract_model
+
+
+def _extract_model(model_uri, sagemaker_session, tmp):
+    """``sagemaker.utils._extract_model`` that also takes a directory of model files for a ProcessSession.
+
+    ``Model.deploy()`` with an ``entry_point`` repacks ``model_data`` with the code, and
+    the SDK untars it unconditionally, so a ``file://`` directory (which the SDK's local
+    mode serves when nothing is repacked) raised IsADirectoryError. The directory's files
+    are copied instead; archives, and every other session, go to the SDK's own code.
+    """
+    # s3:// stays the SDK's: SageMaker takes a model.tar.gz key there, not a prefix.
+    if isinstance(sagemaker_session, ProcessSession) and not model_uri.lower().startswith("s3://"):
+        path = uri_to_local_path(model_uri, sagemaker_session.local_s3)
+        if not os.path.exists(path):
+            raise FileNotFoundError("model_data %s: %s does not exist; pass model.tar.gz or a directory of "
+                                    "model files" % (model_uri, path))
+        if os.path.isdir(path):
+            model_dir = os.path.join(tmp, "model")
+            copy_tree_writable(path, model_dir)
+            return model_dir
+    return _sdk_extract_model(model_uri, sagemaker_session, tmp)
+
+
+sagemaker.utils._extract_model = _extract_model
+
+
+_sdk_add_spot_checkpoint_args = _TrainingJob._add_spot_checkpoint_args.__func__
+
+
+def _add_spot_checkpoint_args(cls, local_mode, estimator, train_args):
+    """The SDK's spot and checkpoint arguments, which its local mode refuses, passed on for a ProcessSession.
+
+    ``use_spot_instances``, ``checkpoint_s3_uri`` and ``checkpoint_local_path`` reach
+    CreateTrainingJob as on SageMaker (see :mod:`smgluon_local.spot`); every other session
+    keeps the SDK's own checks.
+    """
+    if isinstance(estimator.sagemaker_session, ProcessSession):
+        local_mode = False
+    return _sdk_add_spot_checkpoint_args(cls, local_mode, estimator, train_args)
+
+
+_TrainingJob._add_spot_checkpoint_args = classmethod(_add_spot_checkpoint_args)

@@ -13,9 +13,12 @@ import os
 import shutil
 from urllib.parse import urlparse
 
+from smgluon import files
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["LocalS3", "S3ResourceProxy", "NoCredentialsError", "uri_to_local_path", "fetch_to_dir"]
+__all__ = ["LocalS3", "S3ResourceProxy", "LazyClient", "NoCredentialsError", "copy_tree_writable", "uri_to_local_path",
+           "fetch_to_dir"]
 
 
 class NoCredentialsError(RuntimeError):
@@ -52,11 +55,8 @@ class LocalS3:
 
     def upload_file(self, filename, bucket, key):
         """Copy ``filename`` to ``s3://bucket/key``."""
-        dest = self.path(bucket, key)
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        tmp = dest + ".partial"
-        shutil.copyfile(filename, tmp)
-        os.replace(tmp, dest)
+        with files.replacing(self.path(bucket, key)) as tmp:
+            shutil.copyfile(filename, tmp)
 
     def download_file(self, bucket, key, filename):
         """Copy ``s3://bucket/key`` to ``filename``.
@@ -129,6 +129,40 @@ class S3ResourceProxy:
 
     def __getattr__(self, name):
         return getattr(self._real_resource(), name)
+
+
+class LazyClient:
+    """A boto3 client created on first attribute access.
+
+    The SDK's LocalSession creates an S3 client up front; a job with local data and
+    code never uses it, and creating it loads botocore's S3 model for nothing.
+
+    Args:
+        factory (callable): Returns the real client.
+    """
+
+    def __init__(self, factory):
+        self._factory = factory
+        self._real = None
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("_factory", "_real"):  # copy/pickle probe, or not set up
+            raise AttributeError(name)
+        if self._real is None:
+            self._real = self._factory()
+        return getattr(self._real, name)
+
+
+def copy_tree_writable(src, dest):
+    """Copy the directory ``src`` to ``dest`` (following links), with every copy writable by its owner.
+
+    Model directories are often read-only (a shared checkout, a mounted volume), and the
+    copy gets code added to it and is removed afterwards.
+    """
+    shutil.copytree(src, dest, copy_function=shutil.copyfile, dirs_exist_ok=True)
+    for root, _dirs, names in os.walk(dest):
+        for name in [root] + [os.path.join(root, f) for f in names]:
+            os.chmod(name, os.stat(name).st_mode | 0o200)
 
 
 def require_credentials(boto_session, uri):

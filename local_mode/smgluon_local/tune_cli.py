@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-from smgluon_local import cli
+from smgluon_local import commands
 
 __all__ = ["add_tune_command", "cmd_tune"]
 
@@ -74,15 +74,13 @@ def _report(session, desc, output):
 
 def cmd_tune(args):
     """``smgluon tune``: tune a workload's published ranges as a local SageMaker tuning job."""
-    entry_point = cli._entry_point(args.workload, cli._repo_dir("entry_points", args.entry_points))
-    lib = cli._repo_dir(os.path.join("lib", "smgluon"), args.lib)
-    channels = cli._channels(args)
+    entry_point = commands.find_entry_point(args.workload, commands.repo_dir("entry_points", args.entry_points))
+    lib = commands.repo_dir(os.path.join("lib", "smgluon"), args.lib)
+    channels = commands.channel_inputs(args)
     if args.max_jobs < 1 or args.parallel < 1:
-        raise cli.CliError("--max-jobs and --parallel must be at least 1")
-    hyperparameters = cli.parse_hyperparameters(args.hp)
-    module = cli._load_module(entry_point)
-    if hasattr(module, "HYPERPARAMETERS"):
-        module.HYPERPARAMETERS.parse_dict(hyperparameters)  # a misspelt --hp fails here, with a suggestion
+        raise commands.CliError("--max-jobs and --parallel must be at least 1")
+    hyperparameters = commands.parse_hyperparameters(args.hp)
+    module = commands.load_workload(entry_point, hyperparameters)  # a misspelt --hp fails here, with a suggestion
     from sagemaker.tuner import HyperparameterTuner
 
     from smgluon_local.workload_tuning import tuner_arguments
@@ -90,11 +88,12 @@ def cmd_tune(args):
     try:
         arguments = tuner_arguments(module, fixed=hyperparameters)
     except TypeError as e:
-        raise cli.CliError("%s cannot be tuned: %s" % (args.workload, e)) from None
+        raise commands.CliError("%s cannot be tuned: %s" % (args.workload, e)) from None
     output = os.path.abspath(args.output)
     os.makedirs(output, exist_ok=True)
-    session = cli._session(args)
-    estimator = cli._estimator(entry_point, lib, hyperparameters, arguments["metric_definitions"], output, session)
+    session = commands.make_session(args)
+    estimator = commands.make_estimator(entry_point, lib, hyperparameters, arguments["metric_definitions"], output,
+                                        session)
     tuner = HyperparameterTuner(estimator, max_jobs=args.max_jobs, max_parallel_jobs=args.parallel,
                                 strategy=args.strategy, early_stopping_type=args.early_stopping,
                                 random_seed=args.seed, **arguments)
@@ -121,7 +120,7 @@ def cmd_tune(args):
         return 130
     _report(session, desc, output)
     if desc["HyperParameterTuningJobStatus"] == "Failed":
-        raise cli.CliError("tuning job %s failed: %s" % (name, desc.get("FailureReason", "no reason given")))
+        raise commands.CliError("tuning job %s failed: %s" % (name, desc.get("FailureReason", "no reason given")))
     best = desc["BestTrainingJob"]
     metric = best["FinalHyperParameterTuningJobObjectiveMetric"]
     print("best: %s %s=%g" % (best["TrainingJobName"], metric["MetricName"], metric["Value"]))
@@ -145,8 +144,8 @@ def add_tune_command(sub):
                    help="Auto stops trials worse than the median of earlier ones at the same epoch (default: Off)")
     p.add_argument("--seed", type=int, help="random seed of the search (default: none)")
     p.add_argument("--hp", action="append", metavar="KEY=VALUE", help="a static hyperparameter (repeatable)")
-    cli._add_channel_options(p)
+    commands.add_channel_options(p)
     p.add_argument("--output", metavar="DIR", default="smgluon-tuning",
                    help="where trials.csv, trials.png and <job>/output/model.tar.gz go (default: ./smgluon-tuning)")
-    cli._add_common(p)
+    commands.add_common(p)
     p.set_defaults(func=cmd_tune)

@@ -12,8 +12,8 @@ local tuning job and one on SageMaker)::
 
 import csv
 import json
-import os
-import tempfile
+
+from smgluon import files
 
 __all__ = ["trial_rows", "best_so_far", "format_table", "write_csv", "write_plot"]
 
@@ -107,17 +107,9 @@ def _cell(value):
 
 
 def _atomic(path, write, mode="w"):
-    """Write ``path`` through a temporary file in the same directory and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``path`` through a temporary file in the same directory and a rename (:mod:`smgluon.files`)."""
+    with files.replacing(path) as tmp, open(tmp, mode, **({"newline": ""} if "b" not in mode else {})) as f:
+        write(f)
 
 
 def write_csv(rows, path, objective_name="objective"):
