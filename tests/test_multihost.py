@@ -63,6 +63,31 @@ def test_an_existing_sitecustomize_still_runs(tmp_path):
     assert result.stdout.split() == ["ran", "127.0.0.1"], result.stderr
 
 
+def test_a_host_starting_while_the_next_hosts_environment_is_written_reads_a_whole_sitecustomize(tmp_path):
+    # Hosts start one after another, each after its environment is made; a host's interpreter must never
+    # find the job's sitecustomize empty or half-written (algo-1 then could not resolve the host names).
+    import threading
+
+    site = hostnames.write_site_dir(str(tmp_path))
+    path = os.path.join(site, "sitecustomize.py")
+    whole = open(path).read()
+    stop = threading.Event()
+
+    def rewrite():
+        while not stop.is_set():
+            hostnames.job_environment(str(tmp_path), ["algo-1", "algo-2"], {})
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        seen = {open(path).read() for _ in range(3000)}
+    finally:
+        stop.set()
+        writer.join()
+    assert seen == {whole}
+    assert os.listdir(site) == ["sitecustomize.py"]  # no temporary file left beside it
+
+
 # ---------------------------------------------------------------- shards
 
 

@@ -22,6 +22,7 @@ the one written here loads it after patching and hands it its place in
 ``sys.modules``.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -115,10 +116,17 @@ def install(names=None):
 
 def write_site_dir(job_dir):
     """Writes the job's ``sitecustomize.py`` under ``job_dir``; returns the directory for ``PYTHONPATH``."""
+    from smgluon import files
+
     site_dir = os.path.join(job_dir, SITE_DIR_NAME)
-    os.makedirs(site_dir, exist_ok=True)
-    with open(os.path.join(site_dir, "sitecustomize.py"), "w") as f:
-        f.write(_SITECUSTOMIZE % {"env": HOSTS_ENV})
+    path = os.path.join(site_dir, "sitecustomize.py")
+    text = _SITECUSTOMIZE % {"env": HOSTS_ENV}
+    # Each host's environment is made after the previous host started: replacing the file whole (never
+    # truncating it in place) keeps a starting interpreter from reading it empty.
+    with contextlib.suppress(OSError):
+        if open(path, encoding="utf-8").read() == text:
+            return site_dir
+    files.write_text(path, text)
     return site_dir
 
 
