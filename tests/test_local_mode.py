@@ -164,6 +164,27 @@ def test_session_opts_out_of_telemetry_and_stages_through_local_bucket(tmp_path)
     assert (tmp_path / "s3" / "smgluon-local" / "up" / "data.txt").read_text() == "x"
 
 
+def test_config_lookups_check_the_sdk_schema_once_and_still_refuse_a_bad_config(tmp_path, monkeypatch):
+    # The opt-out makes the session's config non-empty, so the SDK validates it at every lookup (dozens per
+    # fit or deploy); jsonschema.validate re-checked the SDK's constant schema against the metaschema each time.
+    import jsonschema
+    from sagemaker.utils import get_sagemaker_config_value
+
+    from smgluon_local import ProcessSession
+
+    session = ProcessSession(root_dir=str(tmp_path))
+    checks = []
+    real_check = jsonschema.Draft202012Validator.check_schema
+    monkeypatch.setattr(jsonschema.Draft202012Validator, "check_schema",
+                        classmethod(lambda cls, schema, **kw: checks.append(1) or real_check(schema, **kw)))
+    key = "SageMaker.PythonSDK.Modules.TelemetryOptOut"
+    assert [get_sagemaker_config_value(session, key) for _ in range(5)] == [True] * 5
+    assert len(checks) <= 1
+    session.sagemaker_config["SageMaker"]["PythonSDK"]["Modules"]["TelemetryOptOut"] = "yes"
+    with pytest.raises(jsonschema.ValidationError, match="'yes' is not of type 'boolean'"):
+        get_sagemaker_config_value(session, key)
+
+
 def test_fixture_dir_is_importable_without_side_effects():
     # The serving container imports entry points; importing them must not run training.
     import importlib.util

@@ -31,7 +31,7 @@ from sagemaker.estimator import _TrainingJob
 from sagemaker.local.local_session import LocalSession
 from sagemaker.utils import get_config_value
 
-from smgluon_local import sdk_logging, spot
+from smgluon_local import sdk_config, sdk_logging, spot
 from smgluon_local.client import ProcessRuntimeClient, ProcessSagemakerClient
 from smgluon_local.job_log import follow_log
 from smgluon_local.job_status import JobFailedError, check_job_status
@@ -286,3 +286,4 @@ def _add_spot_checkpoint_args(cls, local_mode, estimator, train_args):
 
 
 _TrainingJob._add_spot_checkpoint_args = classmethod(_add_spot_checkpoint_args)
+sdk_config.install()
