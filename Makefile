@@ -16,11 +16,15 @@ $(VENV)/.installed: requirements/lock.txt setup.py
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation --use-pep517 -e .
 	touch $@
 
+# Two workers, a test file each at a time: most tests wait on model servers and jobs, so two workers
+# keep two cores busy; a file's tests stay together (module fixtures train once).
+PYTEST_WORKERS ?= -n 2 --dist loadfile
+
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_WORKERS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .
