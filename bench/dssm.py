@@ -57,6 +57,8 @@ BPR_HPS = {"num_factors": 64, "epochs": 25, "l2": 1e-3, "learning_rate": 0.005, 
 CONFIGS = [
     ("dssm-full-softmax", {}),  # the entry point's defaults
     ("dssm-full-softmax-no-history", {"user_history": False}),
+    # each positive's user bag holds only the movies rated before it; 8 epochs (its validation peak, dssm_tuning.md)
+    ("dssm-sequential-history", {"sequential_history": True, "epochs": 8}),
     # the in-batch softmax, the defaults until 2026-12-06 (the same figures as then show nothing else changed)
     ("dssm-softmax", {"loss": "softmax", "dropout": 0.3}),
     ("dssm-softmax-no-logq", {"loss": "softmax", "dropout": 0.3, "logq_correction": False}),
@@ -156,7 +158,8 @@ def run_dssm(name, overrides, data_dir, split):
 
 
 def describe_dssm(hps):
-    keys = ["loss", "num_factors", "hidden", "dropout", "user_history", "batch_size", "learning_rate"]
+    keys = ["loss", "num_factors", "hidden", "dropout", "user_history", "sequential_history", "batch_size"]
+    keys += ["learning_rate"]
     keys += {"cosine": ["negatives"], "softmax": ["temperature", "logq_correction"]}.get(
         hps["loss"], ["temperature", "exclude_rated"]
     )

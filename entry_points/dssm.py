@@ -143,6 +143,14 @@ HYPERPARAMETERS = Hyperparameters(
             "feed the user tower the bag of items the user rated in training",
             tune=[True, False],
         ),
+        HP(
+            "sequential_history",
+            bool,
+            False,
+            "user_history in training: each positive's user sees only the items the user rated before it (by "
+            "timestamp), as a held-out latest positive is predicted from the items before it",
+            tune=[True, False],
+        ),
         HP("batch_size", int, 512, "positives per mini-batch per worker", min=2, max=100000, tune=[256, 512, 1024]),
         HP("epochs", int, 12, "passes over the training positives", min=1, max=1000),
         HP("learning_rate", float, 0.003, "learning rate", min=1e-6, max=10.0, tune=(1e-4, 1e-2, "Logarithmic")),
@@ -322,21 +330,44 @@ def zip_bucket(zip_code):
 def bag_rows(rows, num_columns):
     """CSR parts (indptr, indices, values) of bags of column indices, each row weighted 1/sqrt(its size)."""
     lengths = np.array([len(r) for r in rows], dtype=np.int64)
-    indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
     indices = np.array([c for r in rows for c in r], dtype=np.int64)
-    values = np.repeat(1.0 / np.sqrt(np.maximum(lengths, 1)), lengths).astype(np.float32)
     if len(indices) and (indices.min() < 0 or indices.max() >= num_columns):
         raise ValueError("bag index out of range 0..%d" % (num_columns - 1))
-    return indptr, indices, values
+    return _csr_rows(np.zeros_like(lengths), lengths)[0], indices, _bag_weights(lengths)
+
+
+def histories_before(users, items, timestamps, selected):
+    """CSR parts (as :func:`bag_rows`) of, per selected rating, the items its user rated before it.
+
+    Ratings are ordered by timestamp, ties in the order given; the rows follow the selected ratings' order.
+    """
+    users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+    order = np.lexsort((timestamps, users))  # by user, then time; stable, so ties keep their order
+    sorted_users = users[order]
+    first = np.searchsorted(sorted_users, sorted_users)  # where each rating's user begins in ``order``
+    where = np.empty(len(order), dtype=np.int64)
+    where[order] = np.arange(len(order))
+    at = where[np.asarray(selected, dtype=bool)]
+    lengths = at - first[at]
+    indptr, source = _csr_rows(first[at], lengths)
+    return indptr, items[order][source], _bag_weights(lengths)
+
+
+def _csr_rows(starts, lengths):
+    """The indptr of rows of ``lengths`` entries, and where their entries are in a source (row i at ``starts[i]``)."""
+    indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    return indptr, np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1], dtype=np.int64)
+
+
+def _bag_weights(lengths):
+    return np.repeat(1.0 / np.sqrt(np.maximum(lengths, 1)), lengths).astype(np.float32)
 
 
 def take_csr(parts, rows, num_columns, ctx=None):
     """Rows ``rows`` of a CSR matrix given as (indptr, indices, values), as an MXNet CSR NDArray."""
     indptr, indices, values = parts
     rows = np.asarray(rows, dtype=np.int64)
-    starts, lengths = indptr[rows], indptr[rows + 1] - indptr[rows]
-    new_indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-    at = np.repeat(starts - new_indptr[:-1], lengths) + np.arange(new_indptr[-1], dtype=np.int64)
+    new_indptr, at = _csr_rows(indptr[rows], indptr[rows + 1] - indptr[rows])
     return mx.nd.sparse.csr_matrix(
         (values[at], indices[at], new_indptr), shape=(len(rows), num_columns), ctx=ctx or mx.cpu()
     )
@@ -403,12 +434,13 @@ class Catalog(recommend.Catalog):
         title = take_csr(self.item_titles, rows, max(len(self.vocabulary), 1), ctx)
         return title, mx.nd.array(self.item_dense[rows], ctx=ctx)
 
-    def user_inputs(self, rows, ctx=None):
-        """The user tower's inputs for user rows."""
+    def user_inputs(self, rows, ctx=None, bags=None):
+        """The user tower's inputs for user rows; ``bags`` (CSR parts, their rows): those bags, not the users'."""
         rows = np.asarray(rows, dtype=np.int64)
         inputs = [mx.nd.array(self.user_dense[rows], ctx=ctx)]
         if self.user_history:
-            inputs.append(take_csr(self.user_items, rows, len(self.item_ids), ctx))
+            parts, at = bags if bags is not None else (self.user_items, rows)
+            inputs.append(take_csr(parts, at, len(self.item_ids), ctx))
         return inputs
 
     def to_json(self):
@@ -449,11 +481,13 @@ class Data:
         log_frequency (numpy.ndarray): per item row, log of its share of the positives (for logQ correction).
         catalog_adjust (numpy.ndarray): float32 (1, items): 0 for the movies of training, -1e4 for the others,
             added to the full softmax's logits so that a cold movie is never a negative (nor ever trained).
+        positive_history (tuple): with ``sequential_history``, CSR parts of each positive's bag of the items
+            its user rated before it (:func:`histories_before`); else None (every positive: the whole bag).
     """
 
-    def __init__(self, catalog, positives, rated, negative_pool, split):
+    def __init__(self, catalog, positives, rated, negative_pool, split, positive_history=None):
         self.catalog, self.positives, self.rated = catalog, positives, rated
-        self.negative_pool, self.split = negative_pool, split
+        self.negative_pool, self.split, self.positive_history = negative_pool, split, positive_history
         counts = np.bincount(positives[:, 1], minlength=len(catalog.item_ids))
         self.log_frequency = np.log(np.maximum(counts, 1) / max(len(positives), 1))
         self.catalog_adjust = np.full((1, len(catalog.item_ids)), -1e4, dtype=np.float32)
@@ -525,7 +559,10 @@ def load_data(channel_dirs, hps):
     rated = np.zeros((len(users), len(items)), dtype=bool)
     rated[t_users, t_items] = True
     positives = np.stack([t_users[positive], t_items[positive]], axis=1)
-    return Data(catalog, positives, rated, in_training, split)
+    history = None
+    if hps["user_history"] and hps["sequential_history"]:
+        history = histories_before(t_users, t_items, train_ratings[:, 3], positive)
+    return Data(catalog, positives, rated, in_training, split, history)
 
 
 # ---------------------------------------------------------------- train / evaluate
@@ -666,9 +703,13 @@ def build_loss(hps, hybridize=True):
     return loss_fn
 
 
-def _loss_inputs(data, positives, rng, hps, ctx):
-    """One batch's loss inputs (rows into the user and item vectors, labels or mask), on ``ctx``."""
+def _loss_inputs(data, positives, rng, hps, ctx, per_positive=False):
+    """One batch's loss inputs (rows into the user and item vectors, labels or mask), on ``ctx``.
+
+    ``per_positive``: the user vectors are the batch's own (row i for positive i), not every user's.
+    """
     users, items = positives[:, 0], positives[:, 1]
+    user_rows = np.arange(len(users)) if per_positive else users
     if hps["loss"] == "cosine":
         negatives = recommend.sample_negatives(rng, users, hps["negatives"], data.negative_pool, data.rated)
         items = np.concatenate([items[:, None], negatives], axis=1)
@@ -679,14 +720,14 @@ def _loss_inputs(data, positives, rng, hps, ctx):
         if hps["exclude_rated"]:
             adjust = adjust + np.where(data.rated[users], np.float32(-1e4), np.float32(0))
             adjust[np.arange(len(items)), items] = 0.0
-        return [mx.nd.array(a, ctx=ctx) for a in (users, adjust, items)]
+        return [mx.nd.array(a, ctx=ctx) for a in (user_rows, adjust, items)]
     else:
         duplicate = (items[:, None] == items[None, :]) & ~np.eye(len(items), dtype=bool)
         adjust = np.where(duplicate, -1e4, 0.0)
         if hps["logq_correction"]:
             adjust -= data.log_frequency[items][None, :]
         extra = [adjust, np.arange(len(items))]
-    return [mx.nd.array(a, ctx=ctx) for a in [users, items] + extra]
+    return [mx.nd.array(a, ctx=ctx) for a in [user_rows, items] + extra]
 
 
 def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
@@ -751,17 +792,25 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         net.user_tower(*user_inputs)
         net.item_tower(*item_inputs)
         distributed.init_trainer(trainer)
+    per_positive = data.positive_history is not None
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
         order = sampler.epoch(epoch)
         loss_sum = mx.nd.zeros((1,), ctx=ctx)
         for b in range(num_batches):
-            batch = data.positives[order[b * batch_size : (b + 1) * batch_size]]
-            loss_inputs = _loss_inputs(data, batch, rng, hps, ctx)
+            rows = order[b * batch_size : (b + 1) * batch_size]
+            batch = data.positives[rows]
+            loss_inputs = _loss_inputs(data, batch, rng, hps, ctx, per_positive)
+            users = user_inputs
+            if per_positive:
+                # each positive's user as of that rating: the bag of the items rated before it
+                users = data.catalog.user_inputs(batch[:, 0], ctx, (data.positive_history, rows))
+                if several_hosts:
+                    users = [a.tostype("default") for a in users]
             with autograd.record():
-                # both towers run over every user and every movie: on this catalogue that costs less than
-                # running them over the batch's rows (1 + negatives per positive), and their inputs never change
-                loss = loss_fn(net.user_tower(*user_inputs), net.item_tower(*item_inputs), *loss_inputs)
+                # the towers run over every movie and every user (or the batch's positives): on this catalogue
+                # that costs less than running them over the batch's rows (1 + negatives per positive)
+                loss = loss_fn(net.user_tower(*users), net.item_tower(*item_inputs), *loss_inputs)
             loss.backward()
             trainer.step(batch_size)
             loss_sum += loss.sum()

@@ -124,6 +124,20 @@ def test_the_full_softmax_never_takes_a_cold_movie_as_a_negative(data_dir):
         assert (adjust[row, cold_rows] == -1e4).all() and adjust[row].max() == 0
 
 
+def test_histories_before_hold_the_items_each_user_rated_earlier_ties_in_file_order():
+    users = np.array([0, 1, 0, 0, 1, 0])
+    items = np.array([5, 6, 7, 8, 9, 4])
+    times = np.array([30, 10, 10, 30, 20, 40])
+    selected = np.array([True, True, False, True, True, True])
+    parts = dssm.histories_before(users, items, times, selected)
+    bags = dssm.take_csr(parts, np.arange(5), 10).tostype("default").asnumpy()
+    # user 0 in time order: 7 (t10), 5 (t30), 8 (t30, after 5 in the file), 4 (t40)
+    expected = [[7], [], [7, 5], [6], [7, 5, 8]]
+    for bag, rows in zip(bags, expected):
+        assert sorted(np.flatnonzero(bag).tolist()) == sorted(rows)
+        assert np.allclose(bag[rows], max(len(rows), 1) ** -0.5)
+
+
 @pytest.mark.parametrize(
     "extra",
     [
@@ -133,6 +147,9 @@ def test_the_full_softmax_never_takes_a_cold_movie_as_a_negative(data_dir):
         {"split": "none"},
         {"loss": "full_softmax", "temperature": 0.2},
         {"loss": "full_softmax", "user_history": False, "split": "none"},
+        {"sequential_history": True},
+        {"sequential_history": True, "loss": "softmax"},
+        {"sequential_history": True, "loss": "cosine", "split": "none"},
     ],
 )
 def test_variants_train_and_round_trip(data_dir, tmp_path, extra):
