@@ -462,7 +462,8 @@ def test_local_mode_fit_deploy_and_the_three_requests(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_hosts_train_with_the_same_metrics_on_both(data_dir, tmp_path):
+@pytest.mark.parametrize("extra", [{}, {"sequential_history": True}], ids=["whole-bags", "sequential-history"])
+def test_two_hosts_train_with_the_same_metrics_on_both(data_dir, tmp_path, extra):
     from local_helpers import live_processes_under, mxnet_estimator
 
     from smgluon_local import ProcessSession
@@ -475,7 +476,7 @@ def test_two_hosts_train_with_the_same_metrics_on_both(data_dir, tmp_path):
         dependencies=[os.path.join(REPO, "lib", "smgluon")],
         instance_count=2,
         distribution={"parameter_server": {"enabled": True}},
-        hyperparameters=dict(FAST, epochs=2),
+        hyperparameters=dict(FAST, epochs=2, **extra),
         metric_definitions=dssm.METRIC_DEFINITIONS,
     )
     est.fit({"training": "file://" + data_dir})
