@@ -123,8 +123,8 @@ def write_site_dir(job_dir):
     text = _SITECUSTOMIZE % {"env": HOSTS_ENV}
     # Each host's environment is made after the previous host started: replacing the file whole (never
     # truncating it in place) keeps a starting interpreter from reading it empty.
-    with contextlib.suppress(OSError):
-        if open(path, encoding="utf-8").read() == text:
+    with contextlib.suppress(OSError), open(path, encoding="utf-8") as f:
+        if f.read() == text:
             return site_dir
     files.write_text(path, text)
     return site_dir

@@ -11,22 +11,25 @@ checked on the first call only. :func:`install` puts it where the SDK's lookups
 call it; the configs it accepts and the errors it raises are the SDK's.
 """
 
+import functools
+
 import jsonschema
 import sagemaker.utils
 from sagemaker.config.config_schema import SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA
 
 __all__ = ["install", "validate_sagemaker_config"]
 
-_validator = []
+
+@functools.lru_cache(maxsize=None)
+def _validator():
+    cls = jsonschema.validators.validator_for(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
+    cls.check_schema(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
+    return cls(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
 
 
 def validate_sagemaker_config(sagemaker_config=None):
     """As ``sagemaker.config.validate_sagemaker_config``: raises ``jsonschema.ValidationError`` for a bad config."""
-    if not _validator:
-        cls = jsonschema.validators.validator_for(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
-        cls.check_schema(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA)
-        _validator.append(cls(SAGEMAKER_PYTHON_SDK_CONFIG_SCHEMA))
-    error = jsonschema.exceptions.best_match(_validator[0].iter_errors(sagemaker_config))
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(sagemaker_config))
     if error is not None:
         raise error
 
