@@ -10,7 +10,8 @@ Two towers map a user and a movie to unit vectors; the score is their cosine.
 * User tower: a user-id embedding, age bucket, gender, occupation and zip
   prefix, and (``user_history``) the bag of items the user rated in training
   through a second sparse projection → Dense(hidden, relu) → Dropout → Dense(k)
-  → L2-normalised.
+  → L2-normalised. In training, a share (``sequential_history``) of the
+  positives see the bag as of their rating: only the items rated before it.
 
 Losses (``loss``): ``cosine``, the workshop's ``CosineLoss``, the mean absolute
 error between the cosine and a 1/0 label, with ``negatives`` uniformly sampled
@@ -145,14 +146,16 @@ HYPERPARAMETERS = Hyperparameters(
         ),
         HP(
             "sequential_history",
-            bool,
-            False,
-            "user_history in training: each positive's user sees only the items the user rated before it (by "
-            "timestamp), as a held-out latest positive is predicted from the items before it",
-            tune=[True, False],
+            float,
+            0.25,
+            "user_history in training: the share of positives (drawn per batch) whose user bag holds only the items "
+            "rated before it (by timestamp), as a held-out latest positive is predicted; the others: the whole bag",
+            min=0.0,
+            max=1.0,
+            tune=(0.0, 1.0),
         ),
         HP("batch_size", int, 512, "positives per mini-batch per worker", min=2, max=100000, tune=[256, 512, 1024]),
-        HP("epochs", int, 12, "passes over the training positives", min=1, max=1000),
+        HP("epochs", int, 8, "passes over the training positives", min=1, max=1000),
         HP("learning_rate", float, 0.003, "learning rate", min=1e-6, max=10.0, tune=(1e-4, 1e-2, "Logarithmic")),
         HP("optimizer", str, "adam", "optimizer", choices=["adam", "sgd", "nag", "rmsprop"], tune=["adam", "rmsprop"]),
         HP("momentum", float, 0.9, "momentum (sgd and nag)", min=0.0, max=0.999),
@@ -481,13 +484,18 @@ class Data:
         log_frequency (numpy.ndarray): per item row, log of its share of the positives (for logQ correction).
         catalog_adjust (numpy.ndarray): float32 (1, items): 0 for the movies of training, -1e4 for the others,
             added to the full softmax's logits so that a cold movie is never a negative (nor ever trained).
-        positive_history (tuple): with ``sequential_history``, CSR parts of each positive's bag of the items
-            its user rated before it (:func:`histories_before`); else None (every positive: the whole bag).
+        history_bags (tuple): with ``sequential_history``, CSR parts whose row i < P (the number of positives)
+            is positive i's bag of the items its user rated before it (:func:`histories_before`) and row P + u
+            user u's whole bag; else None (every positive: its user's whole bag).
     """
 
     def __init__(self, catalog, positives, rated, negative_pool, split, positive_history=None):
         self.catalog, self.positives, self.rated = catalog, positives, rated
-        self.negative_pool, self.split, self.positive_history = negative_pool, split, positive_history
+        self.negative_pool, self.split = negative_pool, split
+        self.history_bags = None
+        if positive_history is not None:
+            (hi, hx, hv), (ui, ux, uv) = positive_history, catalog.user_items
+            self.history_bags = (np.r_[hi, hi[-1] + ui[1:]], np.r_[hx, ux], np.r_[hv, uv])
         counts = np.bincount(positives[:, 1], minlength=len(catalog.item_ids))
         self.log_frequency = np.log(np.maximum(counts, 1) / max(len(positives), 1))
         self.catalog_adjust = np.full((1, len(catalog.item_ids)), -1e4, dtype=np.float32)
@@ -560,7 +568,7 @@ def load_data(channel_dirs, hps):
     rated[t_users, t_items] = True
     positives = np.stack([t_users[positive], t_items[positive]], axis=1)
     history = None
-    if hps["user_history"] and hps["sequential_history"]:
+    if hps["user_history"] and hps["sequential_history"] > 0:
         history = histories_before(t_users, t_items, train_ratings[:, 3], positive)
     return Data(catalog, positives, rated, in_training, split, history)
 
@@ -792,10 +800,12 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         net.user_tower(*user_inputs)
         net.item_tower(*item_inputs)
         distributed.init_trainer(trainer)
-    per_positive = data.positive_history is not None
+    per_positive = data.history_bags is not None
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
         order = sampler.epoch(epoch)
+        # which positives see the history before them: seeded per epoch and worker, so a resumed job draws the same
+        bag_rng = np.random.RandomState([hps["seed"], epoch, workers.rank])
         loss_sum = mx.nd.zeros((1,), ctx=ctx)
         for b in range(num_batches):
             rows = order[b * batch_size : (b + 1) * batch_size]
@@ -803,8 +813,11 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
             loss_inputs = _loss_inputs(data, batch, rng, hps, ctx, per_positive)
             users = user_inputs
             if per_positive:
-                # each positive's user as of that rating: the bag of the items rated before it
-                users = data.catalog.user_inputs(batch[:, 0], ctx, (data.positive_history, rows))
+                # a share of the positives see their user as of that rating (the items rated before it), the
+                # others the whole bag (row len(positives) + user of history_bags)
+                before = bag_rng.rand(len(rows)) < hps["sequential_history"]
+                at = np.where(before, rows, len(data.positives) + batch[:, 0])
+                users = data.catalog.user_inputs(batch[:, 0], ctx, (data.history_bags, at))
                 if several_hosts:
                     users = [a.tostype("default") for a in users]
             with autograd.record():

@@ -147,9 +147,9 @@ def test_histories_before_hold_the_items_each_user_rated_earlier_ties_in_file_or
         {"split": "none"},
         {"loss": "full_softmax", "temperature": 0.2},
         {"loss": "full_softmax", "user_history": False, "split": "none"},
-        {"sequential_history": True},
-        {"sequential_history": True, "loss": "softmax"},
-        {"sequential_history": True, "loss": "cosine", "split": "none"},
+        {"sequential_history": 0.0},
+        {"sequential_history": 1.0, "loss": "softmax"},
+        {"sequential_history": 0.5, "loss": "cosine", "split": "none"},
     ],
 )
 def test_variants_train_and_round_trip(data_dir, tmp_path, extra):
@@ -462,7 +462,7 @@ def test_local_mode_fit_deploy_and_the_three_requests(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [{}, {"sequential_history": True}], ids=["whole-bags", "sequential-history"])
+@pytest.mark.parametrize("extra", [{"sequential_history": 0.0}, {}], ids=["whole-bags", "sequential-history"])
 def test_two_hosts_train_with_the_same_metrics_on_both(data_dir, tmp_path, extra):
     from local_helpers import live_processes_under, mxnet_estimator
 
