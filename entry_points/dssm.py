@@ -147,7 +147,7 @@ HYPERPARAMETERS = Hyperparameters(
         HP(
             "sequential_history",
             float,
-            0.25,
+            0.0,
             "user_history in training: the share of positives (drawn per batch) whose user bag holds only the items "
             "rated before it (by timestamp), as a held-out latest positive is predicted; the others: the whole bag",
             min=0.0,
@@ -155,7 +155,7 @@ HYPERPARAMETERS = Hyperparameters(
             tune=(0.0, 1.0),
         ),
         HP("batch_size", int, 512, "positives per mini-batch per worker", min=2, max=100000, tune=[256, 512, 1024]),
-        HP("epochs", int, 8, "passes over the training positives", min=1, max=1000),
+        HP("epochs", int, 12, "passes over the training positives", min=1, max=1000),
         HP("learning_rate", float, 0.003, "learning rate", min=1e-6, max=10.0, tune=(1e-4, 1e-2, "Logarithmic")),
         HP("optimizer", str, "adam", "optimizer", choices=["adam", "sgd", "nag", "rmsprop"], tune=["adam", "rmsprop"]),
         HP("momentum", float, 0.9, "momentum (sgd and nag)", min=0.0, max=0.999),

@@ -147,7 +147,7 @@ def test_histories_before_hold_the_items_each_user_rated_earlier_ties_in_file_or
         {"split": "none"},
         {"loss": "full_softmax", "temperature": 0.2},
         {"loss": "full_softmax", "user_history": False, "split": "none"},
-        {"sequential_history": 0.0},
+        {"sequential_history": 0.25},
         {"sequential_history": 1.0, "loss": "softmax"},
         {"sequential_history": 0.5, "loss": "cosine", "split": "none"},
     ],
@@ -204,11 +204,12 @@ def test_checkpoints_resume(data_dir, tmp_path):
     assert [e["epoch"] for e in saved["epochs"]] == [1, 2]  # the resumed run keeps the first epoch's metrics
 
 
-def test_a_resumed_run_trains_as_an_uninterrupted_one(data_dir, tmp_path):
-    # without dropout, whose random draws a checkpoint does not hold, the shuffles alone decide the batches
-    resumed, uninterrupted = resumed_and_uninterrupted(
-        dssm.train, {"training": data_dir}, dict(FAST, dropout=0.0, max_train_samples=5000), tmp_path
-    )
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_a_resumed_run_trains_as_an_uninterrupted_one(data_dir, tmp_path, share):
+    # without dropout, whose random draws a checkpoint does not hold, the shuffles (and which positives see
+    # the history before them) alone decide the batches
+    hps = dict(FAST, dropout=0.0, max_train_samples=5000, sequential_history=share)
+    resumed, uninterrupted = resumed_and_uninterrupted(dssm.train, {"training": data_dir}, hps, tmp_path)
     assert resumed == pytest.approx(uninterrupted, rel=1e-6)
 
 
@@ -462,7 +463,7 @@ def test_local_mode_fit_deploy_and_the_three_requests(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [{"sequential_history": 0.0}, {}], ids=["whole-bags", "sequential-history"])
+@pytest.mark.parametrize("extra", [{}, {"sequential_history": 0.5}], ids=["whole-bags", "sequential-history"])
 def test_two_hosts_train_with_the_same_metrics_on_both(data_dir, tmp_path, extra):
     from local_helpers import live_processes_under, mxnet_estimator
 
