@@ -113,3 +113,14 @@ def wait_until(condition, timeout, what):
             return
         time.sleep(0.2)
     raise AssertionError(what)
+
+
+def serve_url(serve, timeout):
+    """The URL a running ``smgluon serve`` process (stdout a text pipe) prints once its endpoint answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = serve.stdout.readline()
+        assert line or serve.poll() is None, "smgluon serve exited early"
+        if line.startswith("serving at "):
+            return line.split()[2]
+    raise AssertionError("smgluon serve did not come up")

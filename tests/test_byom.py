@@ -176,7 +176,8 @@ def test_smgluon_serve_and_predict_a_packaged_classifier(zoo_archive, tmp_path, 
     import signal
     import subprocess
     import sys
-    import time
+
+    from local_helpers import serve_url
 
     from smgluon_local.cli import main
 
@@ -189,13 +190,7 @@ def test_smgluon_serve_and_predict_a_packaged_classifier(zoo_archive, tmp_path, 
         text=True,
     )
     try:
-        url, deadline = None, time.monotonic() + 180
-        while url is None and time.monotonic() < deadline:
-            line = serve.stdout.readline()
-            assert line or serve.poll() is None, "smgluon serve exited early"
-            if line.startswith("serving at "):
-                url = line.split()[2]
-        assert url, "smgluon serve did not come up"
+        url = serve_url(serve, 180)
         data, _ = _pictures()[0]
         (tmp_path / "photo.jpg").write_bytes(data)
         capsys.readouterr()

@@ -11,7 +11,7 @@ import pytest
 # Imported before the no-network guard: `import sagemaker` itself builds a JumpStart session at
 # import time (and boto3 may probe the instance metadata service then); that is the SDK's doing.
 import sagemaker.mxnet  # noqa: E402,F401
-from local_helpers import REPO, NoInternet, live_processes_under, mxnet_estimator
+from local_helpers import REPO, NoInternet, live_processes_under, mxnet_estimator, serve_url
 
 import smgluon_local.session  # noqa: E402,F401
 
@@ -196,7 +196,6 @@ def test_cli_train_serve_predict(tmp_path, mnist_small_dirs, capsys):
     import signal
     import subprocess
     import sys
-    import time
 
     from smgluon_local.cli import main
 
@@ -214,14 +213,7 @@ def test_cli_train_serve_predict(tmp_path, mnist_small_dirs, capsys):
                               "--root", root, "--entry-points", entry_points],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        url = None
-        deadline = time.monotonic() + 120
-        while url is None and time.monotonic() < deadline:
-            line = serve.stdout.readline()
-            assert line or serve.poll() is None, "smgluon serve exited early"
-            if line.startswith("serving at "):
-                url = line.split()[2]
-        assert url, "smgluon serve did not come up"
+        url = serve_url(serve, 120)
         x, _ = _images(mnist_small_dirs, 4)
         np.save(str(tmp_path / "four.npy"), x.reshape(4, 784).astype("float32"))
         assert main(["predict", "--endpoint", url, str(tmp_path / "four.npy")]) == 0
