@@ -41,9 +41,11 @@ def _python(env, code):
 def test_host_names_resolve_to_loopback_in_job_processes_only(tmp_path):
     env = dict(os.environ)
     env.update(hostnames.job_environment(str(tmp_path), ["algo-1", "algo-2"], env))
-    code = ("import socket; print(socket.gethostbyname('algo-2'), socket.gethostbyname('ALGO-1'), "
-            "socket.getaddrinfo('algo-1', 8000)[0][4][0], socket.gethostbyname_ex('algo-2')[2], "
-            "socket.gethostbyname('localhost'))")
+    code = (
+        "import socket; print(socket.gethostbyname('algo-2'), socket.gethostbyname('ALGO-1'), "
+        "socket.getaddrinfo('algo-1', 8000)[0][4][0], socket.gethostbyname_ex('algo-2')[2], "
+        "socket.gethostbyname('localhost'))"
+    )
     result = _python(env, code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["127.0.0.1", "127.0.0.1", "127.0.0.1", "['127.0.0.1']", "127.0.0.1"]
@@ -58,8 +60,9 @@ def test_an_existing_sitecustomize_still_runs(tmp_path):
     (other / "sitecustomize.py").write_text("import os\nos.environ['OTHER_SITECUSTOMIZE'] = 'ran'\n")
     env = dict(os.environ, PYTHONPATH=str(other))
     env.update(hostnames.job_environment(str(tmp_path / "job"), ["algo-1"], env))
-    result = _python(env, "import os, socket; print(os.environ.get('OTHER_SITECUSTOMIZE'), "
-                          "socket.gethostbyname('algo-1'))")
+    result = _python(
+        env, "import os, socket; print(os.environ.get('OTHER_SITECUSTOMIZE'), socket.gethostbyname('algo-1'))"
+    )
     assert result.stdout.split() == ["ran", "127.0.0.1"], result.stderr
 
 
@@ -104,8 +107,10 @@ def test_shard_files_are_disjoint_contiguous_and_cover_every_file():
 
 
 def _file_channel(path, distribution):
-    return {"ChannelName": "train",
-            "DataSource": {"FileDataSource": {"FileUri": "file://" + path, "FileDataDistributionType": distribution}}}
+    return {
+        "ChannelName": "train",
+        "DataSource": {"FileDataSource": {"FileUri": "file://" + path, "FileDataDistributionType": distribution}},
+    }
 
 
 def test_sharded_by_key_gives_each_host_its_own_files(tmp_path):
@@ -117,8 +122,17 @@ def test_sharded_by_key_gives_each_host_its_own_files(tmp_path):
     seen = []
     for host in hosts:
         host_dir = str(tmp_path / "job" / host)
-        prepare_host(host_dir, host, hosts, "local", [_file_channel(str(data), "ShardedByS3Key")], {},
-                     str(tmp_path / "job"), None, None)
+        prepare_host(
+            host_dir,
+            host,
+            hosts,
+            "local",
+            [_file_channel(str(data), "ShardedByS3Key")],
+            {},
+            str(tmp_path / "job"),
+            None,
+            None,
+        )
         channel = os.path.join(host_dir, "input", "data", "train")
         files = sorted(os.path.relpath(os.path.join(d, f), channel) for d, _, fs in os.walk(channel) for f in fs)
         assert all(open(os.path.join(channel, f)).read() == f for f in files)
@@ -131,8 +145,17 @@ def test_sharded_by_key_gives_each_host_its_own_files(tmp_path):
     few.mkdir()
     (few / "only.csv").write_text("x")
     with pytest.raises(ValueError, match="ShardedByS3Key over 2 hosts but holds 1 file"):
-        prepare_host(str(tmp_path / "job2" / "algo-1"), "algo-1", hosts, "local",
-                     [_file_channel(str(few), "ShardedByS3Key")], {}, str(tmp_path / "job2"), None, None)
+        prepare_host(
+            str(tmp_path / "job2" / "algo-1"),
+            "algo-1",
+            hosts,
+            "local",
+            [_file_channel(str(few), "ShardedByS3Key")],
+            {},
+            str(tmp_path / "job2"),
+            None,
+            None,
+        )
 
 
 class _FakeWorkers:
@@ -176,8 +199,9 @@ def test_a_sampler_asked_for_a_later_epoch_shuffles_as_if_it_had_drawn_the_earli
 
 def test_presharded_data_is_cut_to_the_smallest_worker():
     counts = [120, 97]
-    samplers = [distributed.EpochSampler(c, _FakeWorkers(r, 2, counts), 1, presharded=True)
-                for r, c in enumerate(counts)]
+    samplers = [
+        distributed.EpochSampler(c, _FakeWorkers(r, 2, counts), 1, presharded=True) for r, c in enumerate(counts)
+    ]
     assert [s.per_worker for s in samplers] == [97, 97]
     assert [s.num_batches(10) for s in samplers] == [9, 9]
     order = samplers[0].epoch()
@@ -254,8 +278,11 @@ def test_training_plan_counts_batches_and_names_a_share_too_small(monkeypatch):
     monkeypatch.delenv("SM_INPUT_DATA_CONFIG", raising=False)
     sampler, num_batches = distributed.training_plan(_FakeWorkers(1, 2), 1003, 7, 50)
     assert num_batches == 10 and sampler.per_worker == 501 and not sampler.presharded
-    with pytest.raises(ChannelError, match=r"250 training ratings per worker \(2 workers\) for batch_size 300: "
-                                           r"lower batch_size or add data"):
+    with pytest.raises(
+        ChannelError,
+        match=r"250 training ratings per worker \(2 workers\) for batch_size 300: "
+        r"lower batch_size or add data",
+    ):
         distributed.training_plan(_FakeWorkers(0, 2), 500, 7, 300, unit="training ratings")
     # a channel the service sharded: this host's files are its shard
     monkeypatch.setenv("SM_INPUT_DATA_CONFIG", json.dumps({"train": {"S3DistributionType": "ShardedByS3Key"}}))
@@ -313,8 +340,9 @@ def test_a_job_takes_a_scheduler_port_only_when_its_parameter_server_needs_one(t
     base = dict(os.environ)
 
     def env_for(hyperparameters):
-        return host_env(str(tmp_path), hosts, 1, str(tmp_path / "algo-2"), "local", hyperparameters, base,
-                        str(tmp_path), ps_port)
+        return host_env(
+            str(tmp_path), hosts, 1, str(tmp_path / "algo-2"), "local", hyperparameters, base, str(tmp_path), ps_port
+        )
 
     plain = env_for({})
     assert taken == [] and PS_PORT_ENV not in plain and "DMLC_NODE_HOST" not in plain
@@ -339,9 +367,19 @@ def session(tmp_path):
 def _estimator(session, entry_point, source_dir, instance_count=2, **kwargs):
     from sagemaker.mxnet import MXNet
 
-    return MXNet(entry_point=entry_point, source_dir=source_dir, dependencies=[LIB], role=ROLE,
-                 instance_count=instance_count, instance_type="local", framework_version="1.9.0",
-                 py_version="py38", distribution=PS, sagemaker_session=session, **kwargs)
+    return MXNet(
+        entry_point=entry_point,
+        source_dir=source_dir,
+        dependencies=[LIB],
+        role=ROLE,
+        instance_count=instance_count,
+        instance_type="local",
+        framework_version="1.9.0",
+        py_version="py38",
+        distribution=PS,
+        sagemaker_session=session,
+        **kwargs,
+    )
 
 
 def _job_dir(session, job_name):
@@ -382,8 +420,9 @@ def test_two_hosts_run_the_containers_roles_on_loopback_with_their_own_port(sess
         name = est.latest_training_job.name
         desc = session.describe_training_job(name)
         assert desc["TrainingJobStatus"] == "Completed"
-        outputs = _tar_members(os.path.join(os.path.dirname(uri_to_local_path(est.model_data, session.local_s3)),
-                                            "output.tar.gz"))
+        outputs = _tar_members(
+            os.path.join(os.path.dirname(uri_to_local_path(est.model_data, session.local_s3)), "output.tar.gz")
+        )
         probes = {h: json.loads(outputs["probe-%s.json" % h]) for h in ("algo-1", "algo-2")}
         for probe in probes.values():
             dmlc = probe["dmlc"]
@@ -428,8 +467,17 @@ def test_two_host_mnist_matches_one_host_with_combined_metrics(session, mnist_di
 
     channels = {"train": "file://" + mnist_dirs["train"], "test": "file://" + mnist_dirs["test"]}
     hps = {"epochs": 3, "log_interval": 0}
-    runs = {n: _estimator(session, "mnist_mlp.py", os.path.join(REPO, "entry_points"), instance_count=n,
-                          hyperparameters=hps, metric_definitions=mnist_mlp.METRIC_DEFINITIONS) for n in (1, 2)}
+    runs = {
+        n: _estimator(
+            session,
+            "mnist_mlp.py",
+            os.path.join(REPO, "entry_points"),
+            instance_count=n,
+            hyperparameters=hps,
+            metric_definitions=mnist_mlp.METRIC_DEFINITIONS,
+        )
+        for n in (1, 2)
+    }
     for est in runs.values():
         est.fit(channels, wait=False)  # side by side
     for est in runs.values():
@@ -452,7 +500,10 @@ def test_two_host_mnist_matches_one_host_with_combined_metrics(session, mnist_di
     from smgluon_local.storage import uri_to_local_path
 
     assert sorted(_tar_members(uri_to_local_path(runs[2].model_data, session.local_s3))) == [
-        "model-0000.params", "model-shapes.json", "model-symbol.json"]
+        "model-0000.params",
+        "model-shapes.json",
+        "model-symbol.json",
+    ]
     _assert_no_process_left(session, name)
 
 
@@ -462,9 +513,13 @@ def test_two_host_fmnist_cnn_trains_in_step_with_combined_metrics(session, mnist
     import fmnist_cnn
 
     channels = {"train": "file://" + mnist_small_dirs["train"], "test": "file://" + mnist_small_dirs["test"]}
-    est = _estimator(session, "fmnist_cnn.py", os.path.join(REPO, "entry_points"),
-                     hyperparameters={"epochs": 2, "log_interval": 0, "classes": "mnist"},
-                     metric_definitions=fmnist_cnn.METRIC_DEFINITIONS)
+    est = _estimator(
+        session,
+        "fmnist_cnn.py",
+        os.path.join(REPO, "entry_points"),
+        hyperparameters={"epochs": 2, "log_interval": 0, "classes": "mnist"},
+        metric_definitions=fmnist_cnn.METRIC_DEFINITIONS,
+    )
     est.fit(channels, logs="None")
     name = est.latest_training_job.name
     desc = session.describe_training_job(name)
@@ -499,18 +554,26 @@ def test_sharded_by_key_mnist_hosts_train_on_their_own_files_with_equal_batches(
         write_idx(str(train / ("train-%d-labels-idx1-ubyte.gz" % part)), y[start:stop])
     write_idx(str(test / "t10k-images-idx3-ubyte.gz"), x[8000:9000])
     write_idx(str(test / "t10k-labels-idx1-ubyte.gz"), y[8000:9000])
-    est = _estimator(session, "mnist_mlp.py", os.path.join(REPO, "entry_points"),
-                     hyperparameters={"epochs": 2, "log_interval": 0}, metric_definitions=mnist_mlp.METRIC_DEFINITIONS)
-    est.fit({"train": TrainingInput("file://" + str(train), distribution="ShardedByS3Key"),
-             "test": "file://" + str(test)})
+    est = _estimator(
+        session,
+        "mnist_mlp.py",
+        os.path.join(REPO, "entry_points"),
+        hyperparameters={"epochs": 2, "log_interval": 0},
+        metric_definitions=mnist_mlp.METRIC_DEFINITIONS,
+    )
+    est.fit(
+        {"train": TrainingInput("file://" + str(train), distribution="ShardedByS3Key"), "test": "file://" + str(test)}
+    )
     name = est.latest_training_job.name
     desc = session.describe_training_job(name)
     assert desc["TrainingJobStatus"] == "Completed"
     assert _final(desc, "validation_accuracy") > 0.8
     for host, part in (("algo-1", 0), ("algo-2", 1)):
         channel = os.path.join(_job_dir(session, name), host, "input", "data", "train")
-        assert sorted(os.listdir(channel)) == ["train-%d-images-idx3-ubyte.gz" % part,
-                                               "train-%d-labels-idx1-ubyte.gz" % part]
+        assert sorted(os.listdir(channel)) == [
+            "train-%d-images-idx3-ubyte.gz" % part,
+            "train-%d-labels-idx1-ubyte.gz" % part,
+        ]
     log = open(os.path.join(_job_dir(session, name), "job.log")).read()
     # Samples per epoch over both workers: 2 x 24 batches x 100 (the larger shard cut to the smaller's size).
     last = _last_epoch_lines(log, "algo-1")
@@ -525,8 +588,13 @@ def test_two_host_movielens_trains_with_combined_metrics(session, tmp_path):
 
     data = str(tmp_path / "ml")
     write_movielens_slice(data)
-    est = _estimator(session, "movielens_mf.py", os.path.join(REPO, "entry_points"),
-                     hyperparameters={"epochs": 2}, metric_definitions=movielens_mf.METRIC_DEFINITIONS)
+    est = _estimator(
+        session,
+        "movielens_mf.py",
+        os.path.join(REPO, "entry_points"),
+        hyperparameters={"epochs": 2},
+        metric_definitions=movielens_mf.METRIC_DEFINITIONS,
+    )
     est.fit({"training": "file://" + data})
     desc = session.describe_training_job(est.latest_training_job.name)
     assert desc["TrainingJobStatus"] == "Completed"
@@ -567,8 +635,14 @@ def _kill_and_time(session, est, host, match, what):
     name = est.latest_training_job.name
     job_dir = _job_dir(session, name)
     victim = _wait_for(lambda: _process(job_dir, host, match), 120, what)
-    _wait_for(lambda: "epoch=2 " in open(os.path.join(job_dir, "job.log")).read()
-              or "ready" in open(os.path.join(job_dir, "job.log")).read(), 120, "training under way")
+    _wait_for(
+        lambda: (
+            "epoch=2 " in open(os.path.join(job_dir, "job.log")).read()
+            or "ready" in open(os.path.join(job_dir, "job.log")).read()
+        ),
+        120,
+        "training under way",
+    )
     victim.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     while session.describe_training_job(name)["TrainingJobStatus"] == "InProgress":
@@ -585,14 +659,18 @@ def _kill_and_time(session, est, host, match, what):
 
 @pytest.mark.slow
 def test_a_killed_worker_fails_the_job_within_the_bound_and_nothing_survives(session, mnist_small_dirs):
-    est = _estimator(session, "mnist_mlp.py", os.path.join(REPO, "entry_points"),
-                     hyperparameters={"epochs": 1000, "log_interval": 0})
-    est.fit({"train": "file://" + mnist_small_dirs["train"], "test": "file://" + mnist_small_dirs["test"]},
-            wait=False)
+    est = _estimator(
+        session, "mnist_mlp.py", os.path.join(REPO, "entry_points"), hyperparameters={"epochs": 1000, "log_interval": 0}
+    )
+    est.fit({"train": "file://" + mnist_small_dirs["train"], "test": "file://" + mnist_small_dirs["test"]}, wait=False)
     assert session.describe_training_job(est.latest_training_job.name)["TrainingJobStatus"] == "InProgress"
     reason, seconds = _kill_and_time(
-        session, est, "algo-2", lambda env, cmd: env.get("DMLC_ROLE") == "worker" and "mnist_mlp.py" in cmd,
-        "algo-2's worker")
+        session,
+        est,
+        "algo-2",
+        lambda env, cmd: env.get("DMLC_ROLE") == "worker" and "mnist_mlp.py" in cmd,
+        "algo-2's worker",
+    )
     assert reason.startswith("algo-2: ") and "ExitCode -9" in reason and "SIGKILL" in reason
     assert seconds < FAULT_BOUND_S
 
@@ -602,8 +680,12 @@ def test_a_killed_parameter_server_fails_the_job_instead_of_stalling_it(session)
     est = _estimator(session, "cluster_probe.py", FIXTURES, hyperparameters={"sleep_seconds": 300})
     est.fit({}, wait=False)
     reason, _ = _kill_and_time(
-        session, est, "algo-1", lambda env, cmd: env.get("DMLC_ROLE") == "server" and "import mxnet" in cmd,
-        "algo-1's server")
+        session,
+        est,
+        "algo-1",
+        lambda env, cmd: env.get("DMLC_ROLE") == "server" and "import mxnet" in cmd,
+        "algo-1's server",
+    )
     assert reason.startswith("algo-1: AlgorithmError: its parameter-server server process was killed by SIGKILL")
 
 
@@ -612,9 +694,29 @@ def test_cli_train_takes_instance_count(tmp_path, mnist_small_dirs, capsys):
     from smgluon_local.cli import main
 
     root, out = str(tmp_path / "root"), str(tmp_path / "out")
-    assert main(["train", "mnist_mlp", "--instance-count", "2", "--hp", "epochs=1",
-                 "--train", mnist_small_dirs["train"], "--test", mnist_small_dirs["test"],
-                 "--output", out, "--root", root, "--entry-points", os.path.join(REPO, "entry_points")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "mnist_mlp",
+                "--instance-count",
+                "2",
+                "--hp",
+                "epochs=1",
+                "--train",
+                mnist_small_dirs["train"],
+                "--test",
+                mnist_small_dirs["test"],
+                "--output",
+                out,
+                "--root",
+                root,
+                "--entry-points",
+                os.path.join(REPO, "entry_points"),
+            ]
+        )
+        == 0
+    )
     stdout = capsys.readouterr().out
     assert "algo-2 | metrics: epoch=1" in stdout and "validation_accuracy = " in stdout
     model = stdout.strip().splitlines()[-1].split("model: ")[1]
@@ -623,4 +725,3 @@ def test_cli_train_takes_instance_count(tmp_path, mnist_small_dirs, capsys):
     with pytest.raises(SystemExit):
         main(["train", "mnist_mlp", "--instance-count", "0", "--train", mnist_small_dirs["train"]])
     assert "not a positive integer" in capsys.readouterr().err
-
