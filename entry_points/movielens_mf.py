@@ -1,16 +1,27 @@
 """MovieLens-100k matrix factorization: the workshop's recommender challenge, trained and served.
 
-Four models (hyperparameter ``model``):
+Six models (hyperparameter ``model``):
 
 * ``linear``: user and item embeddings, prediction = their dot product (the
   workshop's and MXNet's ``plain_net``);
 * ``mlp``: each embedding goes through ReLU and a Dense layer before the dot
   product (MXNet's ``get_one_layer_mlp``);
 * ``biased``: global mean + user bias + item bias + dot product (biased MF,
-  "SVD" in Surprise); the default;
+  "SVD" in Surprise);
 * ``svdpp``: ``biased`` whose user vector also sums factors of the items the
   user rated in training (SVD++ with the training ratings as implicit
-  feedback); the best on u1.test (see bench/results/movielens_mf.md).
+  feedback);
+* ``autorec``: I-AutoRec, an autoencoder of each item's vector of training
+  ratings (one entry per user, sigmoid hidden layer of ``autorec_hidden``
+  units, loss on the rated entries only, L2 ``autorec_reg``), trained by
+  full-batch L-BFGS (scipy): an epoch is ``lbfgs_iterations`` iterations;
+* ``blend``: ``svdpp`` and ``autorec`` trained side by side in one job, each
+  on its own loss; the prediction is their average weighted by
+  ``blend_weight``. The default, and the best on u1.test (see
+  bench/results/movielens_mf.md).
+
+``autorec`` and ``blend`` train on one host only (L-BFGS takes full-batch
+steps); with several hosts they stop with an error before training.
 
 Regularisation: ``weight_decay`` on the factors (the biases are decayed by
 ``bias_wd_mult`` times that, default 0). With ``sparse_grad`` (default) the
@@ -35,7 +46,8 @@ Data: the GroupLens layout as unzipped from ml-100k.zip, in a ``training`` (or
 
 Metric: true RMSE, sqrt(mean((clip(prediction, 1, 5) - rating)^2)). (MXNet's
 example prints the mean L2Loss, half the squared error, and calls it RMSE.)
-``train_rmse`` is the running RMSE over the epoch's batches, as they were predicted.
+``train_rmse`` is the running RMSE over the epoch's batches, as they were predicted
+(``blend``: of its svdpp part); for ``autorec``, the RMSE on the training ratings after the epoch.
 
 Serving (``model_fn`` / ``transform_fn``, ``application/json``), ids are the
 GroupLens ids:
@@ -73,13 +85,15 @@ from smgluon import (
     training,
 )
 from smgluon.hyperparameters import Hyperparameter as HP
-from smgluon.hyperparameters import Hyperparameters
+from smgluon.hyperparameters import HyperparameterError, Hyperparameters
 from smgluon.movielens import read_ratings, read_titles
 
 logger = logging.getLogger(__name__)
 
 MIN_RATING, MAX_RATING = 1.0, 5.0
-BIASED = ("biased", "svdpp")  # the models with global mean and biases
+BIASED = ("biased", "svdpp", "blend")  # the models with global mean and biases
+SVDPP = ("svdpp", "blend")  # the models with SVD++'s implicit feedback
+AUTOREC = ("autorec", "blend")  # the models with an I-AutoRec part, trained by full-batch L-BFGS
 SPLITS = {"u1": ("u1.base", "u1.test"), "ua": ("ua.base", "ua.test"), "random": ("u.data", None)}
 RANDOM_TEST_FRACTION = 0.2
 EVAL_BATCH = 50000  # evaluation runs in a few large batches: fewer Python calls
@@ -92,15 +106,50 @@ HYPERPARAMETERS = Hyperparameters(
         HP(
             "model",
             str,
-            "biased",
-            "linear, mlp, biased MF, or svdpp (biased MF + the items the user rated, as in SVD++)",
-            choices=["linear", "mlp", "biased", "svdpp"],
+            "blend",
+            "linear, mlp, biased MF, svdpp (biased MF + the items the user rated, as in SVD++), autorec "
+            "(item-based AutoRec) or blend (svdpp and autorec trained together, predictions averaged)",
+            choices=["linear", "mlp", "biased", "svdpp", "autorec", "blend"],
         ),
         HP("split", str, "u1", "u1, ua (GroupLens files) or random (seeded 80/20 of u.data)", choices=list(SPLITS)),
-        HP("num_factors", int, 32, "embedding size k", min=1, max=1024, tune=[16, 32, 64, 128]),
+        HP("num_factors", int, 64, "embedding size k", min=1, max=1024, tune=[16, 32, 64, 128]),
         HP("hidden", int, 64, "units of the Dense layer after each embedding (mlp)", min=1, max=4096),
+        HP("autorec_hidden", int, 500, "sigmoid units of the AutoRec encoder (autorec, blend)", min=1, max=4096),
+        HP(
+            "autorec_reg",
+            float,
+            110.0,
+            "L2 penalty on the AutoRec weights, against half the summed squared error (autorec, blend)",
+            min=0.0,
+            max=100000.0,
+            tune=(10.0, 1000.0, "Logarithmic"),
+        ),
+        HP(
+            "lbfgs_iterations",
+            int,
+            10,
+            "L-BFGS iterations on AutoRec per epoch, each epoch from a fresh memory (autorec, blend)",
+            min=1,
+            max=1000,
+        ),
+        HP(
+            "blend_weight",
+            float,
+            0.5,
+            "share of AutoRec in blend's prediction; svdpp has the rest (blend)",
+            min=0.0,
+            max=1.0,
+            tune=(0.2, 0.8),
+        ),
         HP("batch_size", int, 256, "mini-batch size per worker", min=1, max=100000, tune=[64, 128, 256, 512, 1024]),
-        HP("epochs", int, 25, "passes over the training ratings", min=1, max=1000),
+        HP(
+            "epochs",
+            int,
+            25,
+            "passes over the training ratings (autorec: lbfgs_iterations L-BFGS steps each)",
+            min=1,
+            max=1000,
+        ),
         HP("learning_rate", float, 0.003, "learning rate", min=0.0, max=10.0, tune=(0.0001, 0.1, "Logarithmic")),
         HP("lr_decay", float, 0.9, "learning rate factor applied after every epoch", min=0.0, max=1.0, tune=(0.5, 1.0)),
         HP("momentum", float, 0.9, "momentum (sgd and nag)", min=0.0, max=0.999),
@@ -144,7 +193,7 @@ HYPERPARAMETERS = Hyperparameters(
             "sparse_grad",
             bool,
             True,
-            "row_sparse embedding gradients: only the batch's rows are updated and decayed",
+            "row_sparse embedding gradients: only the batch's rows are updated and decayed (not autorec's L-BFGS)",
             tune=[True, False],
         ),
         HP("init_scale", float, 0.05, "standard deviation of the initial factors", min=0.0, max=1.0),
@@ -153,7 +202,7 @@ HYPERPARAMETERS = Hyperparameters(
         HP("seed", int, 42, "random seed for the random split, initialisation and shuffling", min=0),
         kvstore.HYPERPARAMETER,
     ],
-    description="Train matrix factorization (linear, MLP, biased or SVD++) on MovieLens-100k.",
+    description="Train matrix factorization (linear, MLP, biased, SVD++), AutoRec or their blend on MovieLens-100k.",
 )
 
 # Logged every epoch by smgluon.metrics; what a tuning job or metric_definitions reads.
@@ -166,7 +215,7 @@ OBJECTIVE = {"metric": "validation_rmse", "type": "Minimize"}
 
 
 class MatrixFactorization(gluon.HybridBlock):
-    """Rating = f(user index, item index) for the four models; indices are float32 as Embedding takes them."""
+    """Rating = f(user index, item index) for all models but blend; indices are float32 as Embedding takes them."""
 
     def __init__(
         self,
@@ -178,14 +227,16 @@ class MatrixFactorization(gluon.HybridBlock):
         global_mean=0.0,
         sparse_grad=True,
         init_scale=0.05,
+        autorec_hidden=500,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.model = model
         init = mx.init.Normal(init_scale)
         with self.name_scope():
-            self.user = nn.Embedding(num_users, num_factors, weight_initializer=init, sparse_grad=sparse_grad)
-            self.item = nn.Embedding(num_items, num_factors, weight_initializer=init, sparse_grad=sparse_grad)
+            if model != "autorec":
+                self.user = nn.Embedding(num_users, num_factors, weight_initializer=init, sparse_grad=sparse_grad)
+                self.item = nn.Embedding(num_items, num_factors, weight_initializer=init, sparse_grad=sparse_grad)
             if model == "mlp":
                 self.user_dense = nn.Dense(hidden, flatten=False)
                 self.item_dense = nn.Dense(hidden, flatten=False)
@@ -197,17 +248,21 @@ class MatrixFactorization(gluon.HybridBlock):
                 self.global_mean = self.params.get(
                     "global_mean", shape=(1,), init=mx.init.Constant(global_mean), wd_mult=0.0
                 )
-            if model == "svdpp":
+            if model in SVDPP:
                 # SVD++: a user is p_u + |N(u)|^-1/2 * sum of y_j over the items j the user rated in training;
                 # `rated` holds those weights (a constant, set by build_net) so the exported model carries them
                 self.implicit = self.params.get("implicit", shape=(num_items, num_factors), init=init)
                 self.rated = self.params.get(
                     "rated", shape=(num_users, num_items), init=mx.init.Zero(), grad_req="null", differentiable=False
                 )
+            if model == "autorec":
+                self.autorec = AutoRec(num_users, num_items, autorec_hidden)
 
     def hybrid_forward(self, F, user, item, global_mean=None, implicit=None, rated=None):
+        if self.model == "autorec":
+            return self.autorec(user, item)
         u, i = self.user(user), self.item(item)
-        if self.model == "svdpp":
+        if self.model in SVDPP:
             u = u + F.dot(F.take(rated, user), implicit)
         if self.model == "mlp":
             u = self.user_dense(F.relu(u))
@@ -227,6 +282,118 @@ class MatrixFactorization(gluon.HybridBlock):
         return total
 
 
+class AutoRec(gluon.HybridBlock):
+    """I-AutoRec (Sedhain et al., 2015): an item's vector of training ratings, one entry per user, is
+    encoded by a sigmoid layer and decoded back; the rating of (u, i) is entry u of item i's reconstruction.
+
+    ``ratings`` (items x users, 0 where unrated) is a constant set from the training data. The forward
+    pass reads ``codes``, the encoded items, which :meth:`refresh_codes` recomputes after every
+    change of the encoder: a pair's prediction is then a dot product, as cheap as MF's, and the
+    exported model carries only the codes and the decoder. The weights are trained by
+    :func:`lbfgs_epoch`, not by the Trainer (``grad_req="null"``).
+    """
+
+    def __init__(self, num_users, num_items, hidden, **kwargs):
+        super().__init__(**kwargs)
+        init = mx.init.Normal(0.03)
+        with self.name_scope():
+            const = {"grad_req": "null", "differentiable": False}
+            self.ratings = self.params.get("ratings", shape=(num_items, num_users), init=mx.init.Zero(), **const)
+            self.encoder = self.params.get("encoder", shape=(num_users, hidden), init=init, **const)
+            self.encoder_bias = self.params.get("encoder_bias", shape=(hidden,), init=mx.init.Zero(), **const)
+            self.decoder = self.params.get("decoder", shape=(num_users, hidden), init=init, **const)
+            self.decoder_bias = self.params.get("decoder_bias", shape=(num_users,), init=mx.init.Zero(), **const)
+            self.codes = self.params.get("codes", shape=(num_items, hidden), init=mx.init.Zero(), **const)
+
+    def forward(self, *args):
+        with warnings.catch_warnings():
+            # the graph reads the codes, not the encoder they come from: MXNet warns about the encoder
+            warnings.filterwarnings("ignore", "Parameter .* is not used by any computation")
+            return super().forward(*args)
+
+    def hybrid_forward(self, F, user, item, codes, decoder, decoder_bias, **unused):
+        return F.sum(F.take(codes, item) * F.take(decoder, user), axis=1) + F.take(decoder_bias, user)
+
+    def weights(self):
+        """The trained parameters, in the order :func:`autorec_loss` takes them."""
+        return [self.encoder, self.encoder_bias, self.decoder, self.decoder_bias]
+
+    def refresh_codes(self):
+        ratings, encoder, encoder_bias = (p.data() for p in (self.ratings, self.encoder, self.encoder_bias))
+        self.codes.set_data(mx.nd.sigmoid(mx.nd.broadcast_add(mx.nd.dot(ratings, encoder), encoder_bias)))
+
+
+class Blend(gluon.HybridBlock):
+    """``blend``: svdpp (``mf``) and AutoRec (``autorec``) trained side by side on the same ratings, each on
+    its own loss; the prediction is ``(1 - weight) * svdpp + weight * autorec``, each part clipped to 1-5
+    first so that one part's overshoot does not pull the other out of range."""
+
+    def __init__(self, num_users, num_items, num_factors, weight, autorec_hidden, **kwargs):
+        mf_kwargs = {k: kwargs.pop(k) for k in ("global_mean", "sparse_grad", "init_scale") if k in kwargs}
+        super().__init__(**kwargs)
+        self.model = "blend"
+        self.weight = weight
+        with self.name_scope():
+            self.mf = MatrixFactorization("svdpp", num_users, num_items, num_factors, **mf_kwargs)
+            self.autorec = AutoRec(num_users, num_items, autorec_hidden)
+
+    def hybrid_forward(self, F, user, item):
+        mf = F.clip(self.mf(user, item), MIN_RATING, MAX_RATING)
+        autorec = F.clip(self.autorec(user, item), MIN_RATING, MAX_RATING)
+        return (1.0 - self.weight) * mf + self.weight * autorec
+
+
+def autorec_loss(ratings, mask, reg, encoder, encoder_bias, decoder, decoder_bias):
+    """Half the squared error of the reconstruction on the rated entries, plus reg/2 times the squared weights."""
+    codes = mx.nd.sigmoid(mx.nd.broadcast_add(mx.nd.dot(ratings, encoder), encoder_bias))
+    err = (mx.nd.broadcast_add(mx.nd.dot(codes, decoder, transpose_b=True), decoder_bias) - ratings) * mask
+    squared = (err * err).sum()
+    return 0.5 * squared + 0.5 * reg * ((encoder * encoder).sum() + (decoder * decoder).sum()), squared
+
+
+def lbfgs_epoch(autorec, mask, reg, iterations):
+    """Full-batch L-BFGS on AutoRec's weights for ``iterations`` steps, from a fresh memory.
+
+    A fresh memory per epoch means the state between epochs is the parameters
+    alone, so a run resumed from a checkpoint trains as an uninterrupted one.
+
+    Returns:
+        float: the squared error on the training ratings after the epoch.
+    """
+    try:
+        from scipy.optimize import minimize  # only AutoRec needs scipy
+    except ImportError as e:
+        raise ImportError("model autorec and blend train with scipy's L-BFGS: pip install scipy (%s)" % e) from e
+
+    params = autorec.weights()
+    shapes = [p.shape for p in params]
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    ctx = params[0].list_ctx()[0]
+    ratings = autorec.ratings.data(ctx)
+
+    def unpack(flat):
+        parts = np.split(flat.astype(np.float32), np.cumsum(sizes)[:-1])
+        return [mx.nd.array(part.reshape(shape), ctx=ctx) for part, shape in zip(parts, shapes)]
+
+    def loss_and_grad(flat):
+        arrays = unpack(flat)
+        for a in arrays:
+            a.attach_grad()
+        with autograd.record():
+            loss, _ = autorec_loss(ratings, mask, reg, *arrays)
+        loss.backward()
+        grad = np.concatenate([a.grad.asnumpy().ravel() for a in arrays])
+        return float(loss.asscalar()), grad.astype(np.float64)
+
+    start = np.concatenate([p.data(ctx).asnumpy().ravel() for p in params]).astype(np.float64)
+    result = minimize(loss_and_grad, start, jac=True, method="L-BFGS-B", options={"maxiter": iterations})
+    for param, value in zip(params, unpack(result.x)):
+        param.set_data(value)
+    autorec.refresh_codes()
+    _, squared = autorec_loss(ratings, mask, reg, *(p.data(ctx) for p in params))
+    return float(squared.asscalar())
+
+
 def rated_matrix(users, items, num_users, num_items):
     """SVD++'s implicit-feedback weights: row u is |N(u)|^-1/2 on the items u rated in training, else 0."""
     rated = np.zeros((num_users, num_items), dtype=np.float32)
@@ -235,23 +402,34 @@ def rated_matrix(users, items, num_users, num_items):
     return rated / np.sqrt(np.maximum(counts, 1.0))
 
 
-def build_net(hps, num_users, num_items, global_mean, ctx, rated=None):
+def build_net(hps, num_users, num_items, global_mean, ctx, rated=None, ratings=None):
     mx.random.seed(hps["seed"])
-    net = MatrixFactorization(
-        hps["model"],
-        num_users,
-        num_items,
-        hps["num_factors"],
-        hidden=hps["hidden"],
-        global_mean=global_mean,
-        sparse_grad=hps["sparse_grad"],
-        init_scale=hps["init_scale"],
-    )
+    common = {"global_mean": global_mean, "sparse_grad": hps["sparse_grad"], "init_scale": hps["init_scale"]}
+    if hps["model"] == "blend":
+        net = Blend(num_users, num_items, hps["num_factors"], hps["blend_weight"], hps["autorec_hidden"], **common)
+    else:
+        net = MatrixFactorization(
+            hps["model"],
+            num_users,
+            num_items,
+            hps["num_factors"],
+            hidden=hps["hidden"],
+            autorec_hidden=hps["autorec_hidden"],
+            **common,
+        )
     net.initialize(mx.init.Xavier(), ctx=ctx)
-    if hps["model"] == "svdpp":
-        net.rated.set_data(mx.nd.array(rated))
+    mf = net.mf if hps["model"] == "blend" else net
+    if hps["model"] in SVDPP:
+        mf.rated.set_data(mx.nd.array(rated))
+    if hps["model"] in AUTOREC:
+        net.autorec.ratings.set_data(mx.nd.array(ratings))
+        # A user without training ratings gets no gradient: the mean rating is its prediction. The others
+        # start from 0, which ended lower on the validation slice than starting from the mean.
+        unrated = (ratings > 0).sum(axis=0) == 0
+        net.autorec.decoder_bias.set_data(mx.nd.array(np.where(unrated, global_mean, 0.0)))
+        net.autorec.refresh_codes()
     if hps["model"] in BIASED:
-        for block in (net.user_bias, net.item_bias):
+        for block in (mf.user_bias, mf.item_bias):
             block.weight.wd_mult = hps["bias_wd_mult"]
     net.hybridize(static_alloc=True, static_shape=True)
     return net
@@ -350,12 +528,23 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
             ``checkpoint_dir`` (resume and save per epoch).
 
     Returns:
-        MatrixFactorization: the trained, hybridized net; ``net.catalog`` holds
+        MatrixFactorization or Blend: the trained, hybridized net; ``net.catalog`` holds
         the id maps, titles and seen items that :func:`save` writes.
     """
     hps = HYPERPARAMETERS.parse_dict(hyperparameters)
+    if hps["model"] == "autorec" and (hps["factor_reg"] or hps["bias_reg"]):
+        raise HyperparameterError(
+            "factor_reg and bias_reg regularise the factors and biases, which autorec has none of: "
+            "set them to 0 and regularise with autorec_reg"
+        )
     ctx = context.contexts(num_gpus)
     kv = training.create_kvstore(hosts, num_gpus, hps["kvstore"])
+    if hps["model"] in AUTOREC and training.is_distributed(kv):
+        # L-BFGS takes full-batch steps on one copy of the weights; it has no per-worker shard to sum
+        raise HyperparameterError(
+            "model %s trains AutoRec by full-batch L-BFGS on one host, and this job has %d: run it with "
+            "instance_count=1, or train svdpp on several hosts" % (hps["model"], len(hosts))
+        )
     if hps["sparse_grad"] and training.is_distributed(kv):
         # MXNet 1.9.1's parameter servers abort on these row_sparse pushes ("copying size
         # mismatch"), and they would also have to run the optimizer, so metrics could not be summed.
@@ -367,10 +556,15 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     workers = distributed.Workers(kv)
     train_data, test_data, catalog = load_data(channel_input_dirs, hps)
     global_mean = float(train_data[2].mean().asscalar())
-    rated = None
-    if hps["model"] == "svdpp":
-        users, items = train_data[0].asnumpy(), train_data[1].asnumpy()
-        rated = rated_matrix(users, items, len(catalog.user_ids), len(catalog.item_ids))
+    rated = ratings = None
+    num_users, num_items = len(catalog.user_ids), len(catalog.item_ids)
+    rows = train_data[0].asnumpy().astype(np.int64), train_data[1].asnumpy().astype(np.int64)
+    if hps["model"] in SVDPP:
+        rated = rated_matrix(rows[0], rows[1], num_users, num_items)
+    if hps["model"] in AUTOREC:
+        ratings = np.zeros((num_items, num_users), dtype=np.float32)
+        ratings[rows[1], rows[0]] = train_data[2].asnumpy()
+        mask = mx.nd.array(ratings > 0, ctx=ctx[0])
     # Each worker trains on its shard (a new one each epoch), the same number of batches everywhere.
     batch_size = hps["batch_size"]
     sampler, num_batches = distributed.training_plan(
@@ -378,14 +572,23 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     )
     eval_data = distributed.evaluation_shard(test_data, workers)
 
-    net = build_net(hps, len(catalog.user_ids), len(catalog.item_ids), global_mean, ctx, rated)
+    net = build_net(hps, num_users, num_items, global_mean, ctx, rated, ratings)
     net.catalog = catalog
-    trainer = training.create_trainer(net.collect_params(), hps, ctx, kv)
+    # AutoRec's weights are L-BFGS's (grad_req null); the Trainer takes the rest, and autorec has no rest
+    trainer = None
+    if hps["model"] != "autorec":
+        trainer = training.create_trainer(net.collect_params(), hps, ctx, kv)
     loss_fn = gluon.loss.L2Loss()
     checkpoint_dir = kwargs.get("checkpoint_dir")
     first_epoch = checkpoints.load_latest(checkpoint_dir, net, trainer, ctx) + 1
-    net(train_data[0][:1].as_in_context(ctx[0]), train_data[1][:1].as_in_context(ctx[0]))  # shapes
-    distributed.init_trainer(trainer)  # every worker starts from rank 0's parameters
+    if hps["model"] in AUTOREC:
+        net.autorec.refresh_codes()  # the codes of the loaded weights
+    with warnings.catch_warnings():
+        # AutoRec's encoder is trained outside the graph, which reads only the codes
+        warnings.filterwarnings("ignore", "Parameter .* is not used by any computation")
+        net(train_data[0][:1].as_in_context(ctx[0]), train_data[1][:1].as_in_context(ctx[0]))  # shapes
+    if trainer is not None:
+        distributed.init_trainer(trainer)  # every worker starts from rank 0's parameters
     log = metrics.MetricsLogger(
         kwargs.get("output_data_dir"),
         extra={"workload": "movielens_mf", "hyperparameters": hps},
@@ -394,6 +597,19 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
 
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
+        if hps["model"] in AUTOREC:
+            train_sq = lbfgs_epoch(net.autorec, mask, hps["autorec_reg"], hps["lbfgs_iterations"])
+        if hps["model"] == "autorec":
+            seconds = time.time() - tic
+            n_test = len(eval_data[0])
+            values = {
+                "train_rmse": (train_sq / len(train_data[0])) ** 0.5,
+                "validation_rmse": (squared_error(net, eval_data, ctx) / max(n_test, 1)) ** 0.5,
+            }
+            training.end_epoch(log, epoch, values, len(train_data[0]), seconds, checkpoint_dir, net, trainer)
+            continue
+        # blend: svdpp trains on its own loss, not the blend's (whose clipping would stop gradients)
+        fit = net.mf if hps["model"] == "blend" else net
         trainer.set_learning_rate(hps["learning_rate"] * hps["lr_decay"] ** (epoch - 1))
         order = mx.nd.array(sampler.epoch(epoch), dtype=np.int64)
         users, items, ratings = (a.take(order) for a in train_data)
@@ -403,11 +619,11 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
             batch = slice(i * batch_size, (i + 1) * batch_size)
             parts = [training.split(a, ctx) for a in (users[batch], items[batch], ratings[batch])]
             with autograd.record():
-                outs = [net(u, it) for u, it in zip(parts[0], parts[1])]
+                outs = [fit(u, it) for u, it in zip(parts[0], parts[1])]
                 losses = [loss_fn(o, r) for o, r in zip(outs, parts[2])]
                 if hps["factor_reg"] or hps["bias_reg"]:
                     losses = [
-                        loss + net.penalty(u, it, hps["factor_reg"], hps["bias_reg"])
+                        loss + fit.penalty(u, it, hps["factor_reg"], hps["bias_reg"])
                         for loss, u, it in zip(losses, parts[0], parts[1])
                     ]
             autograd.backward(losses)
@@ -451,7 +667,7 @@ def save(net, model_dir):
     only once all are written (:func:`smgluon.export.export_model`).
 
     Args:
-        net (MatrixFactorization): a trained, hybridized net with its ``catalog``.
+        net (MatrixFactorization or Blend): a trained, hybridized net with its ``catalog``.
         model_dir (str): destination directory.
     """
     export.export_model(

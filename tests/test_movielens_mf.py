@@ -23,6 +23,7 @@ from conftest import (
 )
 
 from smgluon.channels import ChannelError
+from smgluon.hyperparameters import HyperparameterError
 from smgluon.serving import RequestError
 
 MAX_USER = 300  # the slice: users 1..300 of every file, about a third of the ratings
@@ -73,6 +74,8 @@ def test_rmse_is_the_true_rmse_of_clipped_predictions(trained, data_dir):
         {"model": "biased", "split": "ua", "sparse_grad": False, "optimizer": "sgd", "learning_rate": 0.05},
         {"model": "biased", "split": "random"},
         {"model": "svdpp", "factor_reg": 0.05, "bias_reg": 0.01},
+        {"model": "autorec", "autorec_hidden": 64, "lbfgs_iterations": 5},
+        {"model": "blend", "autorec_hidden": 64, "lbfgs_iterations": 5, "blend_weight": 0.3},
     ],
 )
 def test_models_and_splits_train(data_dir, tmp_path, extra):
@@ -85,11 +88,40 @@ def test_models_and_splits_train(data_dir, tmp_path, extra):
     assert len(net.catalog.item_ids) == 1682
 
 
-def test_a_resumed_run_trains_as_an_uninterrupted_one(data_dir, tmp_path):
-    resumed, uninterrupted = resumed_and_uninterrupted(
-        movielens_mf.train, {"training": data_dir}, dict(FAST, max_train_samples=5000), tmp_path
-    )
+@pytest.mark.parametrize("model", ["biased", "blend"])
+def test_a_resumed_run_trains_as_an_uninterrupted_one(data_dir, tmp_path, model):
+    hps = dict(FAST, model=model, max_train_samples=5000, autorec_hidden=32, lbfgs_iterations=3)
+    resumed, uninterrupted = resumed_and_uninterrupted(movielens_mf.train, {"training": data_dir}, hps, tmp_path)
     assert resumed == pytest.approx(uninterrupted, rel=1e-6)
+
+
+def test_autorec_trains_by_lbfgs_and_blend_averages_its_parts(data_dir):
+    hps = dict(FAST, model="blend", epochs=2, autorec_hidden=64, lbfgs_iterations=10, blend_weight=0.25)
+    net = movielens_mf.train({"training": data_dir}, hps, ["local"], 0)
+    _, test, _ = movielens_mf.load_data({"training": data_dir}, movielens_mf.HYPERPARAMETERS.parse_dict(hps))
+    users, items, truth = test
+    parts = [net.mf(users, items).clip(1, 5).asnumpy(), net.autorec(users, items).clip(1, 5).asnumpy()]
+    assert np.allclose(net(users, items).asnumpy(), 0.75 * parts[0] + 0.25 * parts[1], atol=1e-5)
+    baseline = float(np.sqrt(np.mean((truth.asnumpy() - 3.5) ** 2)))
+    autorec_rmse = float(np.sqrt(np.mean((parts[1] - truth.asnumpy()) ** 2)))
+    assert autorec_rmse < baseline, (autorec_rmse, baseline)
+    # the served codes are the encoding of the training ratings by the trained encoder
+    ar = net.autorec
+    codes = mx.nd.sigmoid(mx.nd.broadcast_add(mx.nd.dot(ar.ratings.data(), ar.encoder.data()), ar.encoder_bias.data()))
+    assert np.allclose(ar.codes.data().asnumpy(), codes.asnumpy(), atol=1e-6)
+
+
+def test_autorec_refuses_factor_regularisation(data_dir):
+    with pytest.raises(HyperparameterError, match="autorec has none of: set them to 0 and regularise with autorec_reg"):
+        movielens_mf.train({"training": data_dir}, dict(FAST, model="autorec", factor_reg=0.05), ["local"], 0)
+
+
+@pytest.mark.parametrize("model", ["autorec", "blend"])
+def test_autorec_refuses_several_hosts(data_dir, monkeypatch, model):
+    # a stand-in for a dist_sync kvstore: the refusal comes before any data is read or sent
+    monkeypatch.setattr(movielens_mf.training, "create_kvstore", lambda *args: object())
+    with pytest.raises(HyperparameterError, match=r"on one host, and this job has 2: run it with instance_count=1"):
+        movielens_mf.train({"training": data_dir}, dict(FAST, model=model), ["algo-1", "algo-2"], 0)
 
 
 def test_readme_documents_the_hyperparameters():
@@ -275,14 +307,22 @@ def test_unsupported_content_types(served):
     assert info.value.status_code == 406
 
 
-def test_svdpp_round_trip(data_dir, tmp_path):
-    net = movielens_mf.train({"training": data_dir}, dict(FAST, epochs=1, model="svdpp"), ["local"], 0)
+@pytest.mark.parametrize(
+    "extra",
+    [{"model": "svdpp"}, {"model": "autorec", "autorec_hidden": 32}, {"model": "blend", "autorec_hidden": 32}],
+)
+def test_svdpp_and_autorec_round_trip(data_dir, tmp_path, extra):
+    hps = dict(FAST, epochs=1, lbfgs_iterations=3, **extra)
+    net = movielens_mf.train({"training": data_dir}, hps, ["local"], 0)
     movielens_mf.save(net, str(tmp_path))
     served = movielens_mf.model_fn(str(tmp_path))
     assert ask(served, {"user_id": 7, "item_id": 1})["predictions"][0] == pytest.approx(
         expected_rating(net, 7, 1), abs=1e-3
     )
-    assert len(ask(served, {"user_id": 7, "top_k": 5})["recommendations"]) == 5
+    recommended = ask(served, {"user_id": 7, "top_k": 5})["recommendations"]
+    assert [r["item_id"] for r in recommended] == [
+        r["item_id"] for r in ask(net, {"user_id": 7, "top_k": 5})["recommendations"]
+    ]
 
 
 def test_trained_net_serves_in_a_notebook(trained):

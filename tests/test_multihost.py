@@ -592,7 +592,7 @@ def test_two_host_movielens_trains_with_combined_metrics(session, tmp_path):
         session,
         "movielens_mf.py",
         os.path.join(REPO, "entry_points"),
-        hyperparameters={"epochs": 2},
+        hyperparameters={"epochs": 2, "model": "biased"},
         metric_definitions=movielens_mf.METRIC_DEFINITIONS,
     )
     est.fit({"training": "file://" + data})
