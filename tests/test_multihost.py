@@ -606,6 +606,24 @@ def test_two_host_movielens_trains_with_combined_metrics(session, tmp_path):
     _assert_no_process_left(session, est.latest_training_job.name)
 
 
+@pytest.mark.slow
+def test_two_host_movielens_blend_fails_naming_the_fix(session, tmp_path):
+    # the default model trains AutoRec by full-batch L-BFGS, on one host only
+    from conftest import write_movielens_slice
+    from sagemaker.exceptions import UnexpectedStatusException
+
+    data = str(tmp_path / "ml")
+    write_movielens_slice(data)
+    est = _estimator(session, "movielens_mf.py", os.path.join(REPO, "entry_points"), hyperparameters={"epochs": 1})
+    with pytest.raises(UnexpectedStatusException):
+        est.fit({"training": "file://" + data}, logs="None")
+    desc = session.describe_training_job(est.latest_training_job.name)
+    assert desc["TrainingJobStatus"] == "Failed"
+    assert "model blend trains AutoRec by full-batch L-BFGS on one host" in desc["FailureReason"]
+    assert "instance_count=1" in desc["FailureReason"]
+    _assert_no_process_left(session, est.latest_training_job.name)
+
+
 def _wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
