@@ -11,7 +11,9 @@ Two towers map a user and a movie to unit vectors; the score is their cosine.
   prefix, and (``user_history``) the bag of items the user rated in training
   through a second sparse projection → Dense(hidden, relu) → Dropout → Dense(k)
   → L2-normalised. In training, a share (``sequential_history``) of the
-  positives see the bag as of their rating: only the items rated before it.
+  positives see the bag a held-out latest positive is predicted from: the
+  user's ratings before it and the lower ratings after it up to the next
+  positive (:func:`histories_as_latest`); the others see the whole bag.
 
 Losses (``loss``): ``cosine``, the workshop's ``CosineLoss``, the mean absolute
 error between the cosine and a 1/0 label, with ``negatives`` uniformly sampled
@@ -147,9 +149,10 @@ HYPERPARAMETERS = Hyperparameters(
         HP(
             "sequential_history",
             float,
-            0.0,
-            "user_history in training: the share of positives (drawn per batch) whose user bag holds only the items "
-            "rated before it (by timestamp), as a held-out latest positive is predicted; the others: the whole bag",
+            1.0,
+            "user_history in training: the share of positives (drawn per batch) whose user bag is the one a held-out "
+            "latest positive is predicted from (the ratings before it, and the ratings below positive_threshold after "
+            "it up to the next positive; by time, ties by movie id); the others: the whole bag",
             min=0.0,
             max=1.0,
             tune=(0.0, 1.0),
@@ -339,21 +342,35 @@ def bag_rows(rows, num_columns):
     return _csr_rows(np.zeros_like(lengths), lengths)[0], indices, _bag_weights(lengths)
 
 
-def histories_before(users, items, timestamps, selected):
-    """CSR parts (as :func:`bag_rows`) of, per selected rating, the items its user rated before it.
+def histories_as_latest(users, items, timestamps, positive):
+    """CSR parts (as :func:`bag_rows`) of, per positive rating, its user's bag as if it were the user's latest.
 
-    Ratings are ordered by timestamp, ties in the order given; the rows follow the selected ratings' order.
+    That is the bag a held-out latest positive is predicted from (:func:`smgluon.ranking.leave_latest_out`):
+    every rating of the user before it, and the user's ratings below the threshold after it, up to the
+    user's next positive (the held-out case's are every rating after it). Ratings are ordered by timestamp,
+    ties by item, as the evaluation orders them. The rows follow the positives' order in the input.
+
+    Args:
+        users, items, timestamps: (N,) columns of the ratings.
+        positive (numpy.ndarray): bool (N,), the positives.
     """
     users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
-    order = np.lexsort((timestamps, users))  # by user, then time; stable, so ties keep their order
+    positive = np.asarray(positive, dtype=bool)
+    order = np.lexsort((items, timestamps, users))
     sorted_users = users[order]
     first = np.searchsorted(sorted_users, sorted_users)  # where each rating's user begins in ``order``
+    end = np.searchsorted(sorted_users, sorted_users, side="right")
+    later_positives = np.r_[np.flatnonzero(positive[order]), len(order)]
+    following = later_positives[np.searchsorted(later_positives, np.arange(len(order)), side="right")]
     where = np.empty(len(order), dtype=np.int64)
     where[order] = np.arange(len(order))
-    at = where[np.asarray(selected, dtype=bool)]
-    lengths = at - first[at]
-    indptr, source = _csr_rows(first[at], lengths)
-    return indptr, items[order][source], _bag_weights(lengths)
+    at = where[positive]
+    # the user's ratings from its first up to the next positive (or the user's end), then without this one
+    lengths = np.minimum(following[at], end[at]) - first[at]
+    _, source = _csr_rows(first[at], lengths)
+    keep = source != np.repeat(at, lengths)
+    lengths = lengths - 1
+    return np.r_[0, np.cumsum(lengths)].astype(np.int64), items[order][source[keep]], _bag_weights(lengths)
 
 
 def _csr_rows(starts, lengths):
@@ -485,7 +502,7 @@ class Data:
         catalog_adjust (numpy.ndarray): float32 (1, items): 0 for the movies of training, -1e4 for the others,
             added to the full softmax's logits so that a cold movie is never a negative (nor ever trained).
         history_bags (tuple): with ``sequential_history``, CSR parts whose row i < P (the number of positives)
-            is positive i's bag of the items its user rated before it (:func:`histories_before`) and row P + u
+            is positive i's bag as if it were its user's latest (:func:`histories_as_latest`) and row P + u
             user u's whole bag; else None (every positive: its user's whole bag).
     """
 
@@ -569,7 +586,7 @@ def load_data(channel_dirs, hps):
     positives = np.stack([t_users[positive], t_items[positive]], axis=1)
     history = None
     if hps["user_history"] and hps["sequential_history"] > 0:
-        history = histories_before(t_users, t_items, train_ratings[:, 3], positive)
+        history = histories_as_latest(t_users, t_items, train_ratings[:, 3], positive)
     return Data(catalog, positives, rated, in_training, split, history)
 
 
@@ -804,7 +821,8 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
         order = sampler.epoch(epoch)
-        # which positives see the history before them: seeded per epoch and worker, so a resumed job draws the same
+        # which positives see the bag as of being the latest: seeded per epoch and worker, so a resumed job draws
+        # the same
         bag_rng = np.random.RandomState([hps["seed"], epoch, workers.rank])
         loss_sum = mx.nd.zeros((1,), ctx=ctx)
         for b in range(num_batches):
@@ -813,8 +831,8 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
             loss_inputs = _loss_inputs(data, batch, rng, hps, ctx, per_positive)
             users = user_inputs
             if per_positive:
-                # a share of the positives see their user as of that rating (the items rated before it), the
-                # others the whole bag (row len(positives) + user of history_bags)
+                # a share of the positives see their user's bag as if that rating were the latest, the others
+                # the whole bag (row len(positives) + user of history_bags)
                 before = bag_rng.rand(len(rows)) < hps["sequential_history"]
                 at = np.where(before, rows, len(data.positives) + batch[:, 0])
                 users = data.catalog.user_inputs(batch[:, 0], ctx, (data.history_bags, at))

@@ -124,18 +124,41 @@ def test_the_full_softmax_never_takes_a_cold_movie_as_a_negative(data_dir):
         assert (adjust[row, cold_rows] == -1e4).all() and adjust[row].max() == 0
 
 
-def test_histories_before_hold_the_items_each_user_rated_earlier_ties_in_file_order():
-    users = np.array([0, 1, 0, 0, 1, 0])
-    items = np.array([5, 6, 7, 8, 9, 4])
-    times = np.array([30, 10, 10, 30, 20, 40])
-    selected = np.array([True, True, False, True, True, True])
-    parts = dssm.histories_before(users, items, times, selected)
-    bags = dssm.take_csr(parts, np.arange(5), 10).tostype("default").asnumpy()
-    # user 0 in time order: 7 (t10), 5 (t30), 8 (t30, after 5 in the file), 4 (t40)
-    expected = [[7], [], [7, 5], [6], [7, 5, 8]]
+def test_histories_as_latest_hold_what_a_held_out_latest_positive_is_predicted_from():
+    # user 0 by time, ties by item: 7 (t10), 5 (t30, +), 8 (t30, +), 2 (t35), 4 (t40, +), 3 (t50); user 1: 6 (+), 9
+    users = np.array([0, 1, 0, 0, 1, 0, 0, 0])
+    items = np.array([8, 9, 5, 7, 6, 4, 3, 2])
+    times = np.array([30, 20, 30, 10, 10, 40, 50, 35])
+    positive = np.array([True, False, True, False, True, True, False, False])
+    parts = dssm.histories_as_latest(users, items, times, positive)
+    bags = dssm.take_csr(parts, np.arange(4), 10).tostype("default").asnumpy()
+    # rows in input order of the positives: 8, 5, 6, 4. A bag holds every earlier rating and the ratings
+    # below the threshold after the positive up to the next positive; never the positive itself.
+    expected = [[7, 5, 2], [7], [9], [7, 5, 8, 2, 3]]
     for bag, rows in zip(bags, expected):
         assert sorted(np.flatnonzero(bag).tolist()) == sorted(rows)
-        assert np.allclose(bag[rows], max(len(rows), 1) ** -0.5)
+        assert np.allclose(bag[rows], len(rows) ** -0.5)
+
+
+def test_a_latest_positives_training_bag_is_the_bag_it_is_evaluated_with(data_dir):
+    hps = dssm.HYPERPARAMETERS.parse_dict(dict(FAST, sequential_history=1.0))
+    data = dssm.load_data({"training": data_dir}, hps)
+    ratings = dssm.read_ratings(os.path.join(data_dir, "u.data"))
+    # put each user's held-out positive back: as a training positive, its bag is the user's whole training bag
+    split = data.split
+    held_out = np.c_[split.warm_users, split.warm_candidates[:, 0]]
+    full = ratings[np.isin(ratings[:, 1], split.cold_items, invert=True)]
+    user_row, item_row = data.catalog.user_index, data.catalog.item_index
+    rows = {(u, i): n for n, (u, i) in enumerate(full[:, :2].tolist())}
+    at = [rows[(u, i)] for u, i in held_out.tolist()]
+    positive = full[:, 2] >= hps["positive_threshold"]
+    users = np.array([user_row[u] for u in full[:, 0].tolist()])
+    items = np.array([item_row[i] for i in full[:, 1].tolist()])
+    parts = dssm.histories_as_latest(users, items, full[:, 3], positive)
+    nth = np.cumsum(positive) - 1  # the row of each positive in parts
+    bags = dssm.take_csr(parts, nth[at], len(data.catalog.item_ids)).tostype("default").asnumpy()
+    whole = dssm.take_csr(data.catalog.user_items, users[at], len(data.catalog.item_ids)).tostype("default")
+    assert np.allclose(bags, whole.asnumpy())
 
 
 @pytest.mark.parametrize(
@@ -148,6 +171,7 @@ def test_histories_before_hold_the_items_each_user_rated_earlier_ties_in_file_or
         {"loss": "full_softmax", "temperature": 0.2},
         {"loss": "full_softmax", "user_history": False, "split": "none"},
         {"sequential_history": 0.25},
+        {"sequential_history": 0.0},
         {"sequential_history": 1.0, "loss": "softmax"},
         {"sequential_history": 0.5, "loss": "cosine", "split": "none"},
     ],
@@ -207,7 +231,7 @@ def test_checkpoints_resume(data_dir, tmp_path):
 @pytest.mark.parametrize("share", [0.0, 0.5])
 def test_a_resumed_run_trains_as_an_uninterrupted_one(data_dir, tmp_path, share):
     # without dropout, whose random draws a checkpoint does not hold, the shuffles (and which positives see
-    # the history before them) alone decide the batches
+    # their bag as of being the latest) alone decide the batches
     hps = dict(FAST, dropout=0.0, max_train_samples=5000, sequential_history=share)
     resumed, uninterrupted = resumed_and_uninterrupted(dssm.train, {"training": data_dir}, hps, tmp_path)
     assert resumed == pytest.approx(uninterrupted, rel=1e-6)
@@ -463,7 +487,7 @@ def test_local_mode_fit_deploy_and_the_three_requests(data_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [{}, {"sequential_history": 0.5}], ids=["whole-bags", "sequential-history"])
+@pytest.mark.parametrize("extra", [{}, {"sequential_history": 0.0}], ids=["latest-bags", "whole-bags"])
 def test_two_hosts_train_with_the_same_metrics_on_both(data_dir, tmp_path, extra):
     from local_helpers import live_processes_under, mxnet_estimator
 
