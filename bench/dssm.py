@@ -243,6 +243,9 @@ def write_markdown(rows, split, command, path=RESULTS):
         "- The item tower reads only content (title words, genres, release-year bucket), never an item id, so a"
         " cold movie gets its vector the same way as a known one; the title vocabulary is that of the training"
         " movies, so a cold movie's words that no training title has are ignored.",
+        "- `sequential_history=1` (the defaults): each training positive is scored from the bag it would be"
+        " predicted from were it its user's latest positive, as a held-out case is; `dssm-whole-bags` (the"
+        " defaults until 2026-12-07) scores every positive from its user's whole bag.",
         "- Popularity scores every cold movie 0 (no training rating), below almost every negative: its cold"
         " HR@10 is 0. The random ranking (HR@10 = 0.1 in expectation) is the bar a cold-start model has to clear.",
         "- One split, one seed. With 942 warm cases a warm HR@10 difference under about 0.03 (two standard"
@@ -251,7 +254,7 @@ def write_markdown(rows, split, command, path=RESULTS):
         " how much a user would like a movie, not which movies a user watches, which is what this protocol rewards.",
         "- BPR-MF (`bench/baselines/bpr_mf.py`) is the fair implicit-feedback baseline: a dot product plus an item"
         " bias trained on the same positives as DSSM with sampled unrated negatives. Its configuration and DSSM's"
-        " defaults were chosen on a validation split that leaves these test cases out"
+        " defaults were chosen on validation splits that leave these test cases out"
         " (`bench/results/dssm_tuning.md`, with everything tried).",
         "",
     ]
