@@ -58,6 +58,12 @@ ESTIMATOR_ARGS = '''\
                   framework_version="1.9.0", py_version="py38",
                   sagemaker_session=session,'''
 
+# every training notebook fits its estimator and prints the job's final metrics the same way
+FIT_AND_REPORT = '''\
+estimator.fit(inputs)
+for metric in estimator.latest_training_job.describe().get("FinalMetricDataList", []):
+    print("%-20s %.4f" % (metric["MetricName"], metric["Value"]))'''
+
 NOTEBOOKS = {}
 
 NOTEBOOKS["mnist_mlp"] = [
@@ -199,9 +205,7 @@ estimator = MXNet(entry_point="movielens_mf.py",
 ''' + ESTIMATOR_ARGS + '''
                   hyperparameters={"epochs": 10 if FULL_DATA else 3, "model": "biased", "split": "u1"},
                   metric_definitions=movielens_mf.METRIC_DEFINITIONS)
-estimator.fit(inputs)
-for metric in estimator.latest_training_job.describe().get("FinalMetricDataList", []):
-    print("%-20s %.4f" % (metric["MetricName"], metric["Value"]))'''),
+''' + FIT_AND_REPORT),
     ("code", '''\
 predictor = estimator.deploy(initial_instance_count=1, instance_type=instance_type)
 print(predictor.predict([{"user_id": 196, "item_id": 242}, {"user_id": 186, "item_id": 302}]))
@@ -247,9 +251,7 @@ estimator = MXNet(entry_point="fmnist_cnn.py",
                   hyperparameters=small,
                   environment=environment,
                   metric_definitions=fmnist_cnn.METRIC_DEFINITIONS)
-estimator.fit(inputs)
-for metric in estimator.latest_training_job.describe().get("FinalMetricDataList", []):
-    print("%-20s %.4f" % (metric["MetricName"], metric["Value"]))'''),
+''' + FIT_AND_REPORT),
     ("markdown", "## Deploy, then send pictures\n\nA PNG of any size, colour or grey, is turned into a 28×28 grey "
                  "image as the data set was made (see `lib/smgluon/images.py`)."),
     ("code", '''\
@@ -302,9 +304,7 @@ estimator = MXNet(entry_point="dssm.py",
 ''' + ESTIMATOR_ARGS + '''
                   hyperparameters={"epochs": 12 if FULL_DATA else 3},
                   metric_definitions=dssm.METRIC_DEFINITIONS)
-estimator.fit(inputs)
-for metric in estimator.latest_training_job.describe().get("FinalMetricDataList", []):
-    print("%-20s %.4f" % (metric["MetricName"], metric["Value"]))'''),
+''' + FIT_AND_REPORT),
     ("code", '''\
 predictor = estimator.deploy(initial_instance_count=1, instance_type=instance_type)
 for item in predictor.predict({"user_id": 196, "top_k": 5})["recommendations"]:
@@ -502,9 +502,7 @@ estimator = MXNet(entry_point="nyc_flights.py",
 ''' + ESTIMATOR_ARGS + '''
                   hyperparameters=small,
                   metric_definitions=nyc_flights.METRIC_DEFINITIONS)
-estimator.fit(inputs)
-for metric in estimator.latest_training_job.describe().get("FinalMetricDataList", []):
-    print("%-20s %.4f" % (metric["MetricName"], metric["Value"]))'''),
+''' + FIT_AND_REPORT),
     ("markdown", "## Deploy and predict\n\nJSON records with the feature names, or CSV rows in the training "
                  "column order. Plane and weather fields may be left out; an unknown airport is still served."),
     ("code", '''\
