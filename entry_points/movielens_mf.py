@@ -516,6 +516,50 @@ def squared_error(net, data, ctx):
     return float((err * err).sum().asscalar())
 
 
+def sgd_epoch(fit, trainer, loss_fn, train_data, batches, hps, ctx, epoch, tic):
+    """One epoch of mini-batch training of ``fit`` (the net, or blend's svdpp part) on its own loss.
+
+    Args:
+        batches (tuple): the epoch's order of the training ratings, the number of batches and their size.
+        tic (float): when the epoch began (for the logged samples/s).
+
+    Returns:
+        float: the sum of the squared errors of the clipped predictions, as the batches were predicted.
+    """
+    order, num_batches, batch_size = batches
+    order = mx.nd.array(order, dtype=np.int64)
+    users, items, ratings = (a.take(order) for a in train_data)
+    # The running sum stays on the device; reading it forces a sync, so only at log points.
+    sq_sum = mx.nd.zeros((1,), ctx=ctx[0])
+    for i in range(num_batches):
+        batch = slice(i * batch_size, (i + 1) * batch_size)
+        parts = [training.split(a, ctx) for a in (users[batch], items[batch], ratings[batch])]
+        with autograd.record():
+            outs = [fit(u, it) for u, it in zip(parts[0], parts[1])]
+            losses = [loss_fn(o, r) for o, r in zip(outs, parts[2])]
+            if hps["factor_reg"] or hps["bias_reg"]:
+                losses = [
+                    loss + fit.penalty(u, it, hps["factor_reg"], hps["bias_reg"])
+                    for loss, u, it in zip(losses, parts[0], parts[1])
+                ]
+        autograd.backward(losses)
+        trainer.step(batch_size)
+        for o, r in zip(outs, parts[2]):
+            err = o.clip(MIN_RATING, MAX_RATING) - r
+            sq_sum += (err * err).sum().as_in_context(ctx[0])
+        if hps["log_interval"] and (i + 1) % hps["log_interval"] == 0:
+            seen = (i + 1) * batch_size
+            logger.info(
+                "epoch %d batch %d/%d rmse %.4f samples/s %.0f",
+                epoch,
+                i + 1,
+                num_batches,
+                (sq_sum.asscalar() / seen) ** 0.5,
+                seen / (time.time() - tic),
+            )
+    return float(sq_sum.asscalar())
+
+
 def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
     """Trains matrix factorization; the signature of the legacy SageMaker ``train`` hook the workshop calls.
 
@@ -599,56 +643,22 @@ def train(channel_input_dirs, hyperparameters, hosts, num_gpus, **kwargs):
         tic = time.time()
         if hps["model"] in AUTOREC:
             train_sq = lbfgs_epoch(net.autorec, mask, hps["autorec_reg"], hps["lbfgs_iterations"])
-        if hps["model"] == "autorec":
-            seconds = time.time() - tic
-            n_test = len(eval_data[0])
-            values = {
-                "train_rmse": (train_sq / len(train_data[0])) ** 0.5,
-                "validation_rmse": (squared_error(net, eval_data, ctx) / max(n_test, 1)) ** 0.5,
-            }
-            training.end_epoch(log, epoch, values, len(train_data[0]), seconds, checkpoint_dir, net, trainer)
-            continue
-        # blend: svdpp trains on its own loss, not the blend's (whose clipping would stop gradients)
-        fit = net.mf if hps["model"] == "blend" else net
-        trainer.set_learning_rate(hps["learning_rate"] * hps["lr_decay"] ** (epoch - 1))
-        order = mx.nd.array(sampler.epoch(epoch), dtype=np.int64)
-        users, items, ratings = (a.take(order) for a in train_data)
-        # The running sum stays on the device; reading it forces a sync, so only at log points.
-        sq_sum = mx.nd.zeros((1,), ctx=ctx[0])
-        for i in range(num_batches):
-            batch = slice(i * batch_size, (i + 1) * batch_size)
-            parts = [training.split(a, ctx) for a in (users[batch], items[batch], ratings[batch])]
-            with autograd.record():
-                outs = [fit(u, it) for u, it in zip(parts[0], parts[1])]
-                losses = [loss_fn(o, r) for o, r in zip(outs, parts[2])]
-                if hps["factor_reg"] or hps["bias_reg"]:
-                    losses = [
-                        loss + fit.penalty(u, it, hps["factor_reg"], hps["bias_reg"])
-                        for loss, u, it in zip(losses, parts[0], parts[1])
-                    ]
-            autograd.backward(losses)
-            trainer.step(batch_size)
-            for o, r in zip(outs, parts[2]):
-                err = o.clip(MIN_RATING, MAX_RATING) - r
-                sq_sum += (err * err).sum().as_in_context(ctx[0])
-            if hps["log_interval"] and (i + 1) % hps["log_interval"] == 0:
-                seen = (i + 1) * batch_size
-                logger.info(
-                    "epoch %d batch %d/%d rmse %.4f samples/s %.0f",
-                    epoch,
-                    i + 1,
-                    num_batches,
-                    (sq_sum.asscalar() / seen) ** 0.5,
-                    seen / (time.time() - tic),
-                )
-        train_sq = float(sq_sum.asscalar())
+            seen = len(train_data[0])
+        if hps["model"] != "autorec":
+            # blend: svdpp trains on its own loss, not the blend's (whose clipping would stop gradients); its
+            # running RMSE is the one logged
+            fit = net.mf if hps["model"] == "blend" else net
+            trainer.set_learning_rate(hps["learning_rate"] * hps["lr_decay"] ** (epoch - 1))
+            batches = (sampler.epoch(epoch), num_batches, batch_size)
+            train_sq = sgd_epoch(fit, trainer, loss_fn, train_data, batches, hps, ctx, epoch, tic)
+            seen = num_batches * batch_size
         seconds = time.time() - tic
         workers.check_same_parameters(net.collect_params(), "after epoch %d" % epoch)  # a clear error, not drift
         # One sum over the workers: the RMSEs of the whole training and test sets.
         train_sq, seen, test_sq, n_test = workers.allreduce(
-            [train_sq, num_batches * batch_size, squared_error(net, eval_data, ctx), len(eval_data[0])]
+            [train_sq, seen, squared_error(net, eval_data, ctx), len(eval_data[0])]
         )
-        values = {"train_rmse": (train_sq / seen) ** 0.5, "validation_rmse": (test_sq / n_test) ** 0.5}
+        values = {"train_rmse": (train_sq / seen) ** 0.5, "validation_rmse": (test_sq / max(n_test, 1)) ** 0.5}
         training.end_epoch(log, epoch, values, seen, seconds, checkpoint_dir, net, trainer)
     if log.history:
         log.finish()
