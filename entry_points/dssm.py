@@ -347,8 +347,8 @@ def histories_as_latest(users, items, timestamps, positive):
 
     That is the bag a held-out latest positive is predicted from (:func:`smgluon.ranking.leave_latest_out`):
     every rating of the user before it, and the user's ratings below the threshold after it, up to the
-    user's next positive (the held-out case's are every rating after it). Ratings are ordered by timestamp,
-    ties by item, as the evaluation orders them. The rows follow the positives' order in the input.
+    user's next positive (the held-out case's are every rating after it). Ratings are in the evaluation's
+    order (:func:`smgluon.ranking.chronological`). The rows follow the positives' order in the input.
 
     Args:
         users, items, timestamps: (N,) columns of the ratings.
@@ -356,7 +356,7 @@ def histories_as_latest(users, items, timestamps, positive):
     """
     users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
     positive = np.asarray(positive, dtype=bool)
-    order = np.lexsort((items, timestamps, users))
+    order = ranking.chronological(users, items, timestamps)
     sorted_users = users[order]
     first = np.searchsorted(sorted_users, sorted_users)  # where each rating's user begins in ``order``
     end = np.searchsorted(sorted_users, sorted_users, side="right")
@@ -821,8 +821,8 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
     for epoch in range(first_epoch, hps["epochs"] + 1):
         tic = time.time()
         order = sampler.epoch(epoch)
-        # which positives see the bag as of being the latest: seeded per epoch and worker, so a resumed job draws
-        # the same
+        # which positives see their bag as if they were the latest: seeded per epoch and worker, so a resumed
+        # job draws the same
         bag_rng = np.random.RandomState([hps["seed"], epoch, workers.rank])
         loss_sum = mx.nd.zeros((1,), ctx=ctx)
         for b in range(num_batches):
@@ -833,8 +833,8 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
             if per_positive:
                 # a share of the positives see their user's bag as if that rating were the latest, the others
                 # the whole bag (row len(positives) + user of history_bags)
-                before = bag_rng.rand(len(rows)) < hps["sequential_history"]
-                at = np.where(before, rows, len(data.positives) + batch[:, 0])
+                as_latest = bag_rng.rand(len(rows)) < hps["sequential_history"]
+                at = np.where(as_latest, rows, len(data.positives) + batch[:, 0])
                 users = data.catalog.user_inputs(batch[:, 0], ctx, (data.history_bags, at))
                 if several_hosts:
                     users = [a.tostype("default") for a in users]

@@ -25,6 +25,7 @@ import numpy as np
 __all__ = [
     "Split",
     "cold_items",
+    "chronological",
     "leave_latest_out",
     "sample_negatives",
     "ncf_split",
@@ -52,6 +53,19 @@ def cold_items(item_ids, fraction, seed):
     return np.sort(np.random.RandomState(seed).choice(item_ids, count, replace=False))
 
 
+def chronological(users, items, timestamps):
+    """The order of ratings by user, then time, ties by item id: the order :func:`leave_latest_out` takes
+    each user's latest positive in (and a model can train in, to see its history as the protocol does).
+
+    Args:
+        users, items, timestamps (numpy.ndarray): (N,) columns of the ratings.
+
+    Returns:
+        numpy.ndarray: int64 (N,) indices into the ratings.
+    """
+    return np.lexsort((items, timestamps, users))
+
+
 def leave_latest_out(ratings, threshold):
     """Holds out each user's latest positive rating.
 
@@ -68,8 +82,8 @@ def leave_latest_out(ratings, threshold):
     """
     ratings = np.asarray(ratings, dtype=np.int64)
     positive = np.flatnonzero(ratings[:, 2] >= threshold)
-    # sort positives by user, then time, then item: the last row of each user is its latest positive
-    order = positive[np.lexsort((ratings[positive, 1], ratings[positive, 3], ratings[positive, 0]))]
+    # the last of each user's positives in chronological order is its latest
+    order = positive[chronological(ratings[positive, 0], ratings[positive, 1], ratings[positive, 3])]
     users = ratings[order, 0]
     last = order[np.r_[users[1:] != users[:-1], True]] if len(order) else order
     keep = np.ones(len(ratings), dtype=bool)
