@@ -110,6 +110,16 @@ HYPERPARAMETERS = Hyperparameters(
     [
         HP("num_factors", int, 64, "size k of the user and item vectors", min=2, max=1024, tune=[32, 64, 128]),
         HP("hidden", int, 128, "units of each tower's hidden Dense layer", min=1, max=4096, tune=[64, 128, 256]),
+        HP(
+            "ensemble",
+            int,
+            3,
+            "tower pairs trained side by side, each on its own loss from its own initialisation; a user's (a "
+            "movie's) vector is theirs concatenated and scaled by 1/sqrt(n): still a unit vector, and the score, "
+            "still a cosine, is the mean of the pairs' cosines",
+            min=1,
+            max=16,
+        ),
         HP("dropout", float, 0.2, "dropout after each tower's hidden layer", min=0.0, max=0.9, tune=(0.0, 0.6)),
         HP(
             "loss",
@@ -267,6 +277,42 @@ class UserTower(gluon.HybridBlock):
         return F.L2Normalization(self.out(self.dropout(self.hidden(x))), mode="instance")
 
 
+class Ensemble(gluon.HybridBlock):
+    """``count`` towers made by ``make`` on the same inputs: their unit vectors concatenated and scaled by
+    1/sqrt(count), a unit vector whose dot product with another such vector is the mean of the members' cosines."""
+
+    def __init__(self, make, count, **kwargs):
+        super().__init__(**kwargs)
+        self.count = count
+        with self.name_scope():
+            for m in range(count):
+                setattr(self, "member%d" % m, make())
+
+    def hybrid_forward(self, F, *inputs):
+        vectors = [getattr(self, "member%d" % m)(*inputs) for m in range(self.count)]
+        return F.concat(*vectors, dim=1) * (1.0 / self.count**0.5)
+
+
+class EnsembleLoss(gluon.HybridBlock):
+    """Each ensemble member's loss on its own slice of the vectors (rescaled to unit length), summed: every
+    member trains as it would alone."""
+
+    def __init__(self, loss, count, num_factors, **kwargs):
+        super().__init__(**kwargs)
+        self.count, self.num_factors = count, num_factors
+        with self.name_scope():
+            self.loss = loss
+
+    def hybrid_forward(self, F, user_vectors, item_vectors, *rest):
+        scale, k = self.count**0.5, self.num_factors
+        total = 0
+        for m in range(self.count):
+            u = F.slice_axis(user_vectors, axis=1, begin=m * k, end=(m + 1) * k) * scale
+            v = F.slice_axis(item_vectors, axis=1, begin=m * k, end=(m + 1) * k) * scale
+            total = total + self.loss(u, v, *rest)
+        return total
+
+
 class DSSM(gluon.Block):
     """The two towers; :func:`train` attaches the :class:`Catalog` as ``net.catalog``.
 
@@ -275,8 +321,9 @@ class DSSM(gluon.Block):
 
     def __init__(self, catalog, hps, sparse_grad=True, **kwargs):
         super().__init__(**kwargs)
-        with self.name_scope():
-            self.user_tower = UserTower(
+
+        def user_tower():
+            return UserTower(
                 len(catalog.user_ids),
                 len(catalog.occupation_names),
                 len(catalog.item_ids),
@@ -286,9 +333,16 @@ class DSSM(gluon.Block):
                 hps["user_history"],
                 sparse_grad,
             )
-            self.item_tower = ItemTower(
-                len(catalog.vocabulary), hps["num_factors"], hps["hidden"], hps["dropout"], sparse_grad
-            )
+
+        def item_tower():
+            return ItemTower(len(catalog.vocabulary), hps["num_factors"], hps["hidden"], hps["dropout"], sparse_grad)
+
+        with self.name_scope():
+            if hps["ensemble"] == 1:
+                self.user_tower, self.item_tower = user_tower(), item_tower()
+            else:
+                self.user_tower = Ensemble(user_tower, hps["ensemble"])
+                self.item_tower = Ensemble(item_tower, hps["ensemble"])
 
 
 def build_net(catalog, hps, ctx, several_hosts=False):
@@ -647,7 +701,7 @@ def recommender(net):
 
 def _context(net):
     """Where a trained net's parameters live."""
-    return net.item_tower.out.weight.list_ctx()[0]
+    return next(iter(net.item_tower.collect_params().values())).list_ctx()[0]
 
 
 def evaluate(net, split):
@@ -723,6 +777,8 @@ def build_loss(hps, hybridize=True):
         loss_fn = FullSoftmaxLoss(hps["temperature"])
     else:
         loss_fn = InBatchSoftmaxLoss(hps["temperature"])
+    if hps["ensemble"] > 1:
+        loss_fn = EnsembleLoss(loss_fn, hps["ensemble"], hps["num_factors"])
     if hybridize:
         loss_fn.hybridize()
     return loss_fn
@@ -859,7 +915,7 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         workers.check_same_parameters(net.collect_params(), "after epoch %d" % epoch)  # a clear error, not drift
         # the loss over every worker's batches; each worker evaluates the whole (small) split itself
         loss_total, seen = workers.allreduce([loss_total, num_batches * batch_size])
-        values = {"train_loss": loss_total / seen}
+        values = {"train_loss": loss_total / seen / hps["ensemble"]}
         if data.split is not None:
             values.update(evaluate(net, data.split))
         training.end_epoch(log, epoch, values, seen, seconds, checkpoint_dir, net, trainer)

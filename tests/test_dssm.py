@@ -174,6 +174,9 @@ def test_a_latest_positives_training_bag_is_the_bag_it_is_evaluated_with(data_di
         {"sequential_history": 0.0},
         {"sequential_history": 1.0, "loss": "softmax"},
         {"sequential_history": 0.5, "loss": "cosine", "split": "none"},
+        {"ensemble": 1},
+        {"ensemble": 2, "loss": "softmax"},
+        {"ensemble": 2, "loss": "cosine", "split": "none"},
     ],
 )
 def test_variants_train_and_round_trip(data_dir, tmp_path, extra):
@@ -206,7 +209,7 @@ def test_hybridized_losses_have_the_imperative_gradients(loss):
         inputs = [users, mx.nd.array([2, 4, 11]), mx.nd.array(rng.randn(3, 3)), mx.nd.arange(3)]
     grads = []
     for hybridize in (False, True):
-        loss_fn = dssm.build_loss(dssm.HYPERPARAMETERS.parse_dict({"loss": loss}), hybridize)
+        loss_fn = dssm.build_loss(dssm.HYPERPARAMETERS.parse_dict({"loss": loss, "ensemble": 1}), hybridize)
         u, v = user_vectors.copy(), item_vectors.copy()
         u.attach_grad()
         v.attach_grad()
@@ -216,6 +219,63 @@ def test_hybridized_losses_have_the_imperative_gradients(loss):
         grads.append((out.asnumpy(), u.grad.asnumpy(), v.grad.asnumpy()))
     for imperative, hybrid in zip(*grads):
         assert np.allclose(imperative, hybrid, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["cosine", "softmax", "full_softmax"])
+def test_each_ensemble_member_trains_on_its_own_loss(loss):
+    # three members of 4 factors: the ensemble's loss and gradients are the members' own, each member's
+    # vectors taken back to unit length from the concatenated ones
+    rng = np.random.RandomState(0)
+    members_u = [rng.randn(10, 4) for _ in range(3)]
+    members_v = [rng.randn(12, 4) for _ in range(3)]
+    members_u, members_v = ([m / np.linalg.norm(m, axis=1, keepdims=True) for m in ms] for ms in (members_u, members_v))
+    users = mx.nd.array([1, 3, 5])
+    if loss == "cosine":
+        inputs = [users, mx.nd.array([[2, 3], [4, 5], [11, 0]]), mx.nd.array([[1, 0]] * 3)]
+    elif loss == "full_softmax":
+        inputs = [users, mx.nd.array(np.where(np.arange(12) == 7, -1e4, 0.0)[None, :]), mx.nd.array([2, 4, 11])]
+    else:
+        inputs = [users, mx.nd.array([2, 4, 11]), mx.nd.array(rng.randn(3, 3)), mx.nd.arange(3)]
+    single = dssm.build_loss(dssm.HYPERPARAMETERS.parse_dict({"loss": loss, "ensemble": 1}))
+    expected, expected_grads = 0, []
+    for mu, mv in zip(members_u, members_v):
+        u, v = mx.nd.array(mu), mx.nd.array(mv)
+        u.attach_grad()
+        with mx.autograd.record():
+            out = single(u, v, *inputs)
+        out.backward()
+        expected = expected + out.asnumpy()
+        expected_grads.append(u.grad.asnumpy())
+    hps = dssm.HYPERPARAMETERS.parse_dict({"loss": loss, "ensemble": 3, "num_factors": 4})
+    u = mx.nd.array(np.concatenate(members_u, axis=1) / 3**0.5)
+    v = mx.nd.array(np.concatenate(members_v, axis=1) / 3**0.5)
+    u.attach_grad()
+    with mx.autograd.record():
+        out = dssm.build_loss(hps)(u, v, *inputs)
+    out.backward()
+    assert np.allclose(out.asnumpy(), expected, atol=1e-5)
+    # d/du of member m's loss through the 1/sqrt(3) scaling: its own gradient times sqrt(3)
+    assert np.allclose(u.grad.asnumpy(), np.concatenate(expected_grads, axis=1) * 3**0.5, atol=1e-4)
+
+
+def test_an_ensembles_score_is_the_mean_of_its_members_cosines(data_dir):
+    hps = dict(FAST, ensemble=3, split="none")
+    net = dssm.train({"training": data_dir}, hps, ["local"], 0)
+    ctx = mx.cpu()
+    c = net.catalog
+    users, items = np.arange(5), np.arange(7)
+    rec = dssm.recommender(net)
+    assert rec.user_vectors.shape == (943, 3 * 16) and rec.item_vectors.shape == (1682, 3 * 16)
+    assert np.allclose(np.linalg.norm(rec.user_vectors, axis=1), 1, atol=1e-5)
+    assert np.allclose(np.linalg.norm(rec.item_vectors, axis=1), 1, atol=1e-5)
+    cosines = [
+        getattr(net.user_tower, "member%d" % m)(*c.user_inputs(users, ctx)).asnumpy()
+        @ getattr(net.item_tower, "member%d" % m)(*c.item_inputs(items, ctx)).asnumpy().T
+        for m in range(3)
+    ]
+    assert np.allclose(rec.user_vectors[users] @ rec.item_vectors[items].T, np.mean(cosines, axis=0), atol=1e-5)
+    # the members started apart, so they are three models rather than one copied three times
+    assert not np.allclose(cosines[0], cosines[1], atol=1e-3)
 
 
 def test_checkpoints_resume(data_dir, tmp_path):
@@ -341,7 +401,7 @@ def _sorted_desc(scores):
 
 def test_served_vectors_match_the_trained_net(trained, served):
     expected = dssm.recommender(trained[0])
-    assert served.item_vectors.shape == (1682, 16) and served.user_vectors.shape == (943, 16)
+    assert served.item_vectors.shape == (1682, 3 * 16) and served.user_vectors.shape == (943, 3 * 16)
     assert np.allclose(served.item_vectors, expected.item_vectors, atol=1e-5)
     assert np.allclose(served.user_vectors, expected.user_vectors, atol=1e-5)
     assert np.allclose(np.linalg.norm(served.item_vectors, axis=1), 1.0, atol=1e-4)  # scores are cosines
