@@ -262,6 +262,10 @@ def write_markdown(rows, split, command, path=RESULTS):
         "- `sequential_history=1` (the defaults): each training positive is scored from the bag it would be"
         " predicted from were it its user's latest positive, as a held-out case is; `dssm-whole-bags` (the"
         " defaults until 2026-12-07) scores every positive from its user's whole bag.",
+        "- `ensemble=3` (the defaults): three tower pairs from their own initialisations, each on its own loss;"
+        " the vectors are theirs concatenated (unit vectors again), so the score is the mean of their cosines."
+        " Its s/epoch is that of all three; `dssm-single` is one pair (the defaults until 2026-12-07), and so are"
+        " the rows below it.",
         "- Popularity scores every cold movie 0 (no training rating), below almost every negative: its cold"
         " HR@10 is 0. The random ranking (HR@10 = 0.1 in expectation) is the bar a cold-start model has to clear.",
         "- One split, one seed. With 942 warm cases a warm HR@10 difference under about 0.03 (two standard"
