@@ -196,17 +196,21 @@ def test_variants_train_and_round_trip(data_dir, tmp_path, extra):
     assert len(ask(served, {"user_id": 7, "top_k": 3})["recommendations"]) == 3
 
 
+def _loss_inputs(loss, rng):
+    """A loss's inputs after the vectors, for 10 users and 12 items: three users' rows, then its own."""
+    users = mx.nd.array([1, 3, 5])
+    if loss == "cosine":
+        return [users, mx.nd.array([[2, 3], [4, 5], [11, 0]]), mx.nd.array([[1, 0]] * 3)]
+    if loss == "full_softmax":
+        return [users, mx.nd.array(np.where(np.arange(12) == 7, -1e4, 0.0)[None, :]), mx.nd.array([2, 4, 11])]
+    return [users, mx.nd.array([2, 4, 11]), mx.nd.array(rng.randn(3, 3)), mx.nd.arange(3)]
+
+
 @pytest.mark.parametrize("loss", ["cosine", "softmax", "full_softmax"])
 def test_hybridized_losses_have_the_imperative_gradients(loss):
     rng = np.random.RandomState(0)
     user_vectors, item_vectors = mx.nd.array(rng.randn(10, 4)), mx.nd.array(rng.randn(12, 4))
-    users = mx.nd.array([1, 3, 5])
-    if loss == "cosine":
-        inputs = [users, mx.nd.array([[2, 3], [4, 5], [11, 0]]), mx.nd.array([[1, 0]] * 3)]
-    elif loss == "full_softmax":
-        inputs = [users, mx.nd.array(np.where(np.arange(12) == 7, -1e4, 0.0)[None, :]), mx.nd.array([2, 4, 11])]
-    else:
-        inputs = [users, mx.nd.array([2, 4, 11]), mx.nd.array(rng.randn(3, 3)), mx.nd.arange(3)]
+    inputs = _loss_inputs(loss, rng)
     grads = []
     for hybridize in (False, True):
         loss_fn = dssm.build_loss(dssm.HYPERPARAMETERS.parse_dict({"loss": loss, "ensemble": 1}), hybridize)
@@ -229,13 +233,7 @@ def test_each_ensemble_member_trains_on_its_own_loss(loss):
     members_u = [rng.randn(10, 4) for _ in range(3)]
     members_v = [rng.randn(12, 4) for _ in range(3)]
     members_u, members_v = ([m / np.linalg.norm(m, axis=1, keepdims=True) for m in ms] for ms in (members_u, members_v))
-    users = mx.nd.array([1, 3, 5])
-    if loss == "cosine":
-        inputs = [users, mx.nd.array([[2, 3], [4, 5], [11, 0]]), mx.nd.array([[1, 0]] * 3)]
-    elif loss == "full_softmax":
-        inputs = [users, mx.nd.array(np.where(np.arange(12) == 7, -1e4, 0.0)[None, :]), mx.nd.array([2, 4, 11])]
-    else:
-        inputs = [users, mx.nd.array([2, 4, 11]), mx.nd.array(rng.randn(3, 3)), mx.nd.arange(3)]
+    inputs = _loss_inputs(loss, rng)
     single = dssm.build_loss(dssm.HYPERPARAMETERS.parse_dict({"loss": loss, "ensemble": 1}))
     expected, expected_grads = 0, []
     for mu, mv in zip(members_u, members_v):
