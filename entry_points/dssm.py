@@ -907,7 +907,7 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
                     epoch,
                     b + 1,
                     num_batches,
-                    loss_sum.asscalar() / ((b + 1) * batch_size),
+                    loss_sum.asscalar() / ((b + 1) * batch_size * hps["ensemble"]),
                     (b + 1) * batch_size / (time.time() - tic),
                 )
         loss_total = float(loss_sum.asscalar())
@@ -915,6 +915,7 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
         workers.check_same_parameters(net.collect_params(), "after epoch %d" % epoch)  # a clear error, not drift
         # the loss over every worker's batches; each worker evaluates the whole (small) split itself
         loss_total, seen = workers.allreduce([loss_total, num_batches * batch_size])
+        # an ensemble's loss is its members' sum: logged per member, comparable across ensemble sizes
         values = {"train_loss": loss_total / seen / hps["ensemble"]}
         if data.split is not None:
             values.update(evaluate(net, data.split))
