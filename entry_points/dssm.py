@@ -19,7 +19,11 @@ Losses (``loss``): ``cosine``, the workshop's ``CosineLoss``, the mean absolute
 error between the cosine and a 1/0 label, with ``negatives`` uniformly sampled
 unrated items per positive; or ``softmax``, a softmax over the batch's items
 (the other users' positives are the negatives) with ``temperature``.
-Positives are the training ratings >= ``positive_threshold``.
+Positives are the training ratings >= ``positive_threshold``; with
+``other_ratings_weight`` (0.25 by default) the other training ratings are
+trained as positives too, with that weight in the loss: the evaluation ranks a
+held-out movie among movies the user never rated, and a movie rated at all,
+liked or not, is one the user chose to watch.
 
 Evaluation (``split="leave_latest"``, the NCF protocol of He et al. 2017,
 :mod:`smgluon.ranking`): a seeded ``cold_fraction`` of the movies loses every
@@ -149,6 +153,16 @@ HYPERPARAMETERS = Hyperparameters(
             tune=[True, False],
         ),
         HP("positive_threshold", int, 4, "ratings >= this are positives (training and evaluation)", min=1, max=5),
+        HP(
+            "other_ratings_weight",
+            float,
+            0.25,
+            "the ratings below positive_threshold are trained as positives too, with this weight in the loss (a "
+            "movie rated at all is one the user chose to watch; 0: only the positives are trained)",
+            min=0.0,
+            max=1.0,
+            tune=(0.0, 1.0),
+        ),
         HP(
             "user_history",
             bool,
@@ -396,17 +410,19 @@ def bag_rows(rows, num_columns):
     return _csr_rows(np.zeros_like(lengths), lengths)[0], indices, _bag_weights(lengths)
 
 
-def histories_as_latest(users, items, timestamps, positive):
+def histories_as_latest(users, items, timestamps, positive, rows=None):
     """CSR parts (as :func:`bag_rows`) of, per positive rating, its user's bag as if it were the user's latest.
 
     That is the bag a held-out latest positive is predicted from (:func:`smgluon.ranking.leave_latest_out`):
     every rating of the user before it, and the user's ratings below the threshold after it, up to the
     user's next positive (the held-out case's are every rating after it). Ratings are in the evaluation's
-    order (:func:`smgluon.ranking.chronological`). The rows follow the positives' order in the input.
+    order (:func:`smgluon.ranking.chronological`). The rows follow the input order of ``rows``.
 
     Args:
         users, items, timestamps: (N,) columns of the ratings.
         positive (numpy.ndarray): bool (N,), the positives.
+        rows (numpy.ndarray): bool (N,), the ratings to give a bag (default: the positives); a rating below
+            the threshold gets the bag it would be predicted from were it a positive, the user's latest.
     """
     users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
     positive = np.asarray(positive, dtype=bool)
@@ -418,7 +434,7 @@ def histories_as_latest(users, items, timestamps, positive):
     following = later_positives[np.searchsorted(later_positives, np.arange(len(order)), side="right")]
     where = np.empty(len(order), dtype=np.int64)
     where[order] = np.arange(len(order))
-    at = where[positive]
+    at = where[positive if rows is None else np.asarray(rows, dtype=bool)]
     # the user's ratings from its first up to the next positive (or the user's end), then without this one
     lengths = np.minimum(following[at], end[at]) - first[at]
     _, source = _csr_rows(first[at], lengths)
@@ -548,7 +564,10 @@ class Data:
 
     Attributes:
         catalog (Catalog): movies, users, vocabulary and items seen in training.
-        positives (numpy.ndarray): int64 (P, 2) user row, item row of the training positives.
+        positives (numpy.ndarray): int64 (P, 2) user row, item row of the ratings trained as positives: the
+            positives, and with ``other_ratings_weight`` every other training rating too.
+        weights (numpy.ndarray): float32 (P,) each one's weight in the loss (1 for a positive,
+            ``other_ratings_weight`` for another rating), or None when all are 1.
         rated (numpy.ndarray): bool (users, items): rated in training (never sampled as a negative).
         negative_pool (numpy.ndarray): item rows negatives are drawn from (movies with training ratings).
         split (smgluon.ranking.Split): the evaluation split; None for ``split="none"``.
@@ -560,8 +579,8 @@ class Data:
             user u's whole bag; else None (every positive: its user's whole bag).
     """
 
-    def __init__(self, catalog, positives, rated, negative_pool, split, positive_history=None):
-        self.catalog, self.positives, self.rated = catalog, positives, rated
+    def __init__(self, catalog, positives, rated, negative_pool, split, positive_history=None, weights=None):
+        self.catalog, self.positives, self.rated, self.weights = catalog, positives, rated, weights
         self.negative_pool, self.split = negative_pool, split
         self.history_bags = None
         if positive_history is not None:
@@ -637,11 +656,16 @@ def load_data(channel_dirs, hps):
     )
     rated = np.zeros((len(users), len(items)), dtype=bool)
     rated[t_users, t_items] = True
-    positives = np.stack([t_users[positive], t_items[positive]], axis=1)
+    # the ratings trained as positives: the positives, and with other_ratings_weight the others, weighted
+    trained = positive | (hps["other_ratings_weight"] > 0)
+    positives = np.stack([t_users[trained], t_items[trained]], axis=1)
+    weights = None
+    if not positive[trained].all():
+        weights = np.where(positive[trained], 1.0, hps["other_ratings_weight"]).astype(np.float32)
     history = None
     if hps["user_history"] and hps["sequential_history"] > 0:
-        history = histories_as_latest(t_users, t_items, train_ratings[:, 3], positive)
-    return Data(catalog, positives, rated, in_training, split, history)
+        history = histories_as_latest(t_users, t_items, train_ratings[:, 3], positive, trained)
+    return Data(catalog, positives, rated, in_training, split, history, weights)
 
 
 # ---------------------------------------------------------------- train / evaluate
@@ -898,6 +922,8 @@ def _train(hps, channel_input_dirs, hosts, num_gpus, **kwargs):
                 # the towers run over every movie and every user (or the batch's positives): on this catalogue
                 # that costs less than running them over the batch's rows (1 + negatives per positive)
                 loss = loss_fn(net.user_tower(*users), net.item_tower(*item_inputs), *loss_inputs)
+                if data.weights is not None:
+                    loss = loss * mx.nd.array(data.weights[rows], ctx=ctx)
             loss.backward()
             trainer.step(batch_size)
             loss_sum += loss.sum()

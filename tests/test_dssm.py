@@ -138,6 +138,29 @@ def test_histories_as_latest_hold_what_a_held_out_latest_positive_is_predicted_f
     for bag, rows in zip(bags, expected):
         assert sorted(np.flatnonzero(bag).tolist()) == sorted(rows)
         assert np.allclose(bag[rows], len(rows) ** -0.5)
+    # a bag for every rating: one below the threshold gets the bag it would have were it the latest positive
+    parts = dssm.histories_as_latest(users, items, times, positive, rows=np.ones(8, dtype=bool))
+    bags = dssm.take_csr(parts, np.arange(8), 10).tostype("default").asnumpy()
+    expected = [[7, 5, 2], [6], [7], [], [9], [7, 5, 8, 2, 3], [7, 5, 8, 2, 4], [7, 5, 8]]
+    for bag, rows in zip(bags, expected):
+        assert sorted(np.flatnonzero(bag).tolist()) == sorted(rows)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.25])
+def test_other_ratings_are_trained_as_weighted_positives(data_dir, weight):
+    hps = dssm.HYPERPARAMETERS.parse_dict(dict(FAST, other_ratings_weight=weight))
+    data = dssm.load_data({"training": data_dir}, hps)
+    train = data.split.train
+    liked = train[:, 2] >= hps["positive_threshold"]
+    c = data.catalog
+    rows = [(c.user_index[u], c.item_index[i]) for u, i in train[:, :2].tolist()]
+    if weight == 0:
+        assert data.weights is None and data.positives.tolist() == [list(r) for r, k in zip(rows, liked) if k]
+    else:
+        assert data.positives.tolist() == [list(r) for r in rows]
+        assert data.weights.tolist() == np.where(liked, 1.0, weight).tolist()
+    # one bag per trained rating, then one per user
+    assert len(data.history_bags[0]) - 1 == len(data.positives) + len(c.user_ids)
 
 
 def test_a_latest_positives_training_bag_is_the_bag_it_is_evaluated_with(data_dir):
@@ -177,6 +200,9 @@ def test_a_latest_positives_training_bag_is_the_bag_it_is_evaluated_with(data_di
         {"ensemble": 1},
         {"ensemble": 2, "loss": "softmax"},
         {"ensemble": 2, "loss": "cosine", "split": "none"},
+        {"other_ratings_weight": 0.0},
+        {"other_ratings_weight": 1.0, "loss": "softmax", "ensemble": 1},
+        {"other_ratings_weight": 0.5, "sequential_history": 0.0, "loss": "cosine", "ensemble": 1},
     ],
 )
 def test_variants_train_and_round_trip(data_dir, tmp_path, extra):
