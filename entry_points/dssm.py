@@ -411,7 +411,8 @@ def bag_rows(rows, num_columns):
 
 
 def histories_as_latest(users, items, timestamps, positive, rows=None):
-    """CSR parts (as :func:`bag_rows`) of, per positive rating, its user's bag as if it were the user's latest.
+    """CSR parts (as :func:`bag_rows`) of, per positive (or per rating of ``rows``), its user's bag as if it were
+    the user's latest positive.
 
     That is the bag a held-out latest positive is predicted from (:func:`smgluon.ranking.leave_latest_out`):
     every rating of the user before it, and the user's ratings below the threshold after it, up to the

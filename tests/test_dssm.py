@@ -163,6 +163,18 @@ def test_other_ratings_are_trained_as_weighted_positives(data_dir, weight):
     assert len(data.history_bags[0]) - 1 == len(data.positives) + len(c.user_ids)
 
 
+def test_the_other_ratings_weight_is_applied_to_their_loss(data_dir, tmp_path):
+    # the same rows trained with two weights (no dropout, the same shuffles): only the loss weights differ
+    losses = []
+    for weight in (0.25, 1.0):
+        out = tmp_path / str(weight)
+        hps = dict(FAST, dropout=0.0, max_train_samples=5000, other_ratings_weight=weight)
+        dssm.train({"training": data_dir}, hps, ["local"], 0, output_data_dir=str(out))
+        losses.append(json.load(open(str(out / "metrics.json")))["final"]["train_loss"])
+    # the lower ratings' smaller weight lowers the summed loss
+    assert losses[0] < losses[1]
+
+
 def test_a_latest_positives_training_bag_is_the_bag_it_is_evaluated_with(data_dir):
     hps = dssm.HYPERPARAMETERS.parse_dict(dict(FAST, sequential_history=1.0))
     data = dssm.load_data({"training": data_dir}, hps)
